@@ -1,0 +1,340 @@
+"""Streaming pcap / pcapng reading: records out, nothing interpreted.
+
+The format is told by the magic number, never by the file name (several ISCX ``.pcap`` files are
+pcapng). Files are read in chunks of ``chunk_size`` bytes, so memory stays bounded whatever the file
+size. Frames come out either one at a time, ``(linktype, frame bytes)``, or in blocks
+(:class:`FrameBlock`: one buffer plus offset / length / link-type arrays) that
+:mod:`mtc_keras.packets` turns into vectors with numpy, without a Python object per frame.
+
+A truncated last record or a corrupt block (impossible lengths, a bad trailer, an undefined
+interface) ends the file: everything read before it is kept, a warning is logged and
+:class:`CaptureStats` records it. A file that is neither pcap nor pcapng raises
+:class:`CaptureFormatError`, whose message names the file.
+
+Link-layer headers are not read here; :mod:`mtc_keras.packets` owns every header offset.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import os
+import struct
+from typing import BinaryIO, Iterator
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+# First four bytes of the file as read little-endian -> (format, byte order, extra record bytes).
+_PCAP_MAGICS = {
+    0xA1B2C3D4: ("<", 0),  # microsecond timestamps, little-endian file
+    0xD4C3B2A1: (">", 0),  # microsecond, big-endian
+    0xA1B23C4D: ("<", 0),  # nanosecond, little-endian
+    0x4D3CB2A1: (">", 0),  # nanosecond, big-endian
+    0xA1B2CD34: ("<", 8),  # Kuznetzov's "modified" pcap: 8 more bytes per record header
+    0x34CDB2A1: (">", 8),
+}
+_PCAPNG_SHB = 0x0A0D0D0A  # the same in both byte orders
+_PCAPNG_BOM = 0x1A2B3C4D
+
+# Sanity limits past which a length field is taken as corruption, not as data to read.
+_MAX_CAPLEN = 262_144  # libpcap's largest snapshot length; a larger pcap snaplen raises it
+_MAX_BLOCK = 16 * 1024 * 1024  # libpcap's limit on a pcapng block
+
+# Every FrameBlock buffer has at least this many readable zero bytes after its last frame,
+# so consumers may read fixed-size windows past a frame's end without bounds checks.
+TAIL_PAD = 4096
+CHUNK_SIZE = 4 * 1024 * 1024
+
+
+class CaptureFormatError(ValueError):
+    """The file is neither pcap nor pcapng."""
+
+
+@dataclasses.dataclass
+class CaptureStats:
+    """What reading one capture file found. Filled in while the file is read."""
+
+    path: str
+    format: str = ""  # "pcap" or "pcapng"
+    frames: int = 0
+    truncated: bool = False  # the file ended inside a record or block
+    corrupt: bool = False  # a block / record header that cannot be right ended the file
+    problem: str | None = None  # the warning that was logged for truncated / corrupt
+    linktypes: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+
+    @property
+    def incomplete(self) -> bool:
+        return self.truncated or self.corrupt
+
+
+@dataclasses.dataclass
+class FrameBlock:
+    """Frames read from one buffer: frame i is ``data[offsets[i] : offsets[i] + lengths[i]]``.
+
+    ``data`` is followed by at least ``TAIL_PAD`` readable bytes after the last frame.
+    """
+
+    data: np.ndarray  # uint8
+    offsets: np.ndarray  # int64
+    lengths: np.ndarray  # int64, captured length
+    linktypes: np.ndarray  # int64, per frame (pcapng interfaces may differ)
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def __getitem__(self, index: slice) -> "FrameBlock":
+        """The frames in a slice, sharing the buffer."""
+        return FrameBlock(self.data, self.offsets[index], self.lengths[index], self.linktypes[index])
+
+    def frames(self) -> Iterator[tuple[int, bytes]]:
+        view = memoryview(self.data)
+        for lt, off, n in zip(self.linktypes.tolist(), self.offsets.tolist(), self.lengths.tolist()):
+            yield lt, bytes(view[off : off + n])
+
+
+class _Buffer:
+    """A window on the file: ``buf[pos:end]`` holds unread bytes; refilling allocates a new
+    buffer (blocks already handed out keep theirs) and carries the unread bytes over."""
+
+    def __init__(self, f: BinaryIO, chunk_size: int):
+        self.f, self.chunk_size = f, chunk_size
+        self.buf, self.pos, self.end = bytearray(TAIL_PAD), 0, 0
+
+    def fill(self, need: int) -> bool:
+        """Make at least ``need`` unread bytes available; False when the file ends first."""
+        have = self.end - self.pos
+        if have >= need:
+            return True
+        size = max(self.chunk_size, need)
+        new = bytearray(size + TAIL_PAD)
+        new[:have] = memoryview(self.buf)[self.pos : self.end]
+        view = memoryview(new)
+        while have < size:
+            n = self.f.readinto(view[have:size])
+            if not n:
+                break
+            have += n
+        self.buf, self.pos, self.end = new, 0, have
+        return have >= need
+
+
+def sniff_format(path: str | os.PathLike) -> str:
+    """'pcap' or 'pcapng' from the magic number; CaptureFormatError for anything else."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if len(head) == 4:
+        magic = struct.unpack("<I", head)[0]
+        if magic in _PCAP_MAGICS:
+            return "pcap"
+        if magic == _PCAPNG_SHB:
+            return "pcapng"
+    raise CaptureFormatError(
+        f"{os.fspath(path)}: not a pcap or pcapng capture (magic {head.hex() or 'empty file'})"
+    )
+
+
+class Capture:
+    """An open capture file. Iterate for ``(linktype, frame bytes)``, or call :meth:`blocks`.
+
+    ``stats`` fills in as the file is read. Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, path: str | os.PathLike, chunk_size: int = CHUNK_SIZE,
+                 stats: CaptureStats | None = None):
+        self.path = os.fspath(path)
+        fmt = sniff_format(self.path)
+        self.stats = stats if stats is not None else CaptureStats(path=self.path)
+        self.stats.path, self.stats.format = self.path, fmt
+        self._f = open(self.path, "rb")
+        self._buffer = _Buffer(self._f, chunk_size)
+        self._started = False
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> "Capture":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        for block in self.blocks():
+            yield from block.frames()
+
+    def blocks(self, max_frames: int = 4096) -> Iterator[FrameBlock]:
+        """FrameBlocks of at most ``max_frames`` frames each, in file order. Single use."""
+        if self._started:
+            raise RuntimeError(f"{self.path}: a Capture can be read only once")
+        self._started = True
+        reader = self._pcap_blocks if self.stats.format == "pcap" else self._pcapng_blocks
+        for block in reader(max(1, max_frames)):
+            self.stats.frames += len(block)
+            self.stats.linktypes.update(block.linktypes.tolist())
+            yield block
+
+    # ----------------------------------------------------------------------------- problems
+    def _stop(self, kind: str, what: str) -> None:
+        stats = self.stats
+        setattr(stats, kind, True)
+        stats.problem = f"{self.path}: {what}; kept the {stats.frames} frames read before it"
+        log.warning("%s", stats.problem)
+
+    def _block(self, offsets, lengths, linktypes) -> FrameBlock:
+        return FrameBlock(
+            np.frombuffer(self._buffer.buf, np.uint8),
+            np.asarray(offsets, np.int64),
+            np.asarray(lengths, np.int64),
+            np.asarray(linktypes, np.int64),
+        )
+
+    # ----------------------------------------------------------------------------- pcap
+    def _pcap_blocks(self, max_frames: int) -> Iterator[FrameBlock]:
+        b = self._buffer
+        if not b.fill(24):
+            self._stop("truncated", "file ends inside the pcap file header")
+            return
+        magic = struct.unpack_from("<I", b.buf, 0)[0]
+        order, extra = _PCAP_MAGICS[magic]
+        snaplen, linktype = struct.unpack_from(order + "II", b.buf, 16)
+        linktype &= 0xFFFF  # the upper bits hold FCS-length flags
+        max_caplen = max(snaplen, _MAX_CAPLEN)
+        b.pos = 24
+        hdr = 16 + extra
+        caplen_at = struct.Struct(order + "I").unpack_from
+        while True:
+            buf, pos, end = b.buf, b.pos, b.end
+            offsets, lengths = [], []
+            need, corrupt = hdr, None
+            while len(offsets) < max_frames:
+                if pos + hdr > end:
+                    need = hdr
+                    break
+                caplen = caplen_at(buf, pos + 8)[0]
+                if caplen > max_caplen:
+                    corrupt = f"record at byte {self._f.tell() - (end - pos)} claims {caplen} bytes"
+                    break
+                if pos + hdr + caplen > end:
+                    need = hdr + caplen
+                    break
+                offsets.append(pos + hdr)
+                lengths.append(caplen)
+                pos += hdr + caplen
+            b.pos = pos
+            if offsets:
+                yield self._block(offsets, lengths, np.full(len(offsets), linktype))
+            if corrupt:
+                self._stop("corrupt", corrupt)
+                return
+            if len(offsets) == max_frames:
+                continue
+            if not b.fill(need):
+                if b.end > b.pos:
+                    self._stop("truncated", "file ends inside the last record")
+                return
+
+    # ----------------------------------------------------------------------------- pcapng
+    def _pcapng_blocks(self, max_frames: int) -> Iterator[FrameBlock]:
+        b = self._buffer
+        order = "<"
+        if_linktypes: list[int] = []  # link type of each interface of the current section
+        if_snaplens: list[int] = []
+        while True:
+            buf, pos, end = b.buf, b.pos, b.end
+            offsets, lengths, ifaces = [], [], []
+            need, corrupt, new_section = 12, None, False
+            u2 = struct.Struct(order + "II").unpack_from
+            u1 = struct.Struct(order + "I").unpack_from
+            u16 = struct.Struct(order + "H").unpack_from
+            while len(offsets) < max_frames:
+                if pos + 12 > end:
+                    need = 12
+                    break
+                btype, blen = u2(buf, pos)
+                if btype == _PCAPNG_SHB:
+                    new_section = True  # its byte order may differ: handled below
+                    break
+                if blen < 12 or blen % 4 or blen > _MAX_BLOCK:
+                    corrupt = f"pcapng block of type {btype:#x} has impossible length {blen}"
+                    break
+                if pos + blen > end:
+                    need = blen
+                    break
+                if u1(buf, pos + blen - 4)[0] != blen:
+                    corrupt = f"pcapng block of type {btype:#x} has a bad trailing length"
+                    break
+                if btype == 6 or btype == 2:  # enhanced / obsolete packet block
+                    iface = u1(buf, pos + 8)[0] if btype == 6 else u16(buf, pos + 8)[0]
+                    caplen = u1(buf, pos + 20)[0]
+                    if iface >= len(if_linktypes) or 32 + caplen > blen:
+                        corrupt = f"packet block for interface {iface} ({len(if_linktypes)} defined) or {caplen} bytes in a {blen}-byte block"
+                        break
+                    offsets.append(pos + 28)
+                    lengths.append(caplen)
+                    ifaces.append(iface)
+                elif btype == 3:  # simple packet block: interface 0, length from the block
+                    if not if_linktypes:
+                        corrupt = "simple packet block before any interface description"
+                        break
+                    caplen = min(u1(buf, pos + 8)[0], blen - 16)
+                    if if_snaplens[0]:
+                        caplen = min(caplen, if_snaplens[0])
+                    offsets.append(pos + 12)
+                    lengths.append(caplen)
+                    ifaces.append(0)
+                elif btype == 1:  # interface description
+                    if blen < 20:
+                        corrupt = f"interface description block of {blen} bytes"
+                        break
+                    if_linktypes.append(u16(buf, pos + 8)[0])
+                    if_snaplens.append(u1(buf, pos + 12)[0])
+                pos += blen  # other blocks (name resolution, statistics, custom...) hold no frames
+            b.pos = pos
+            if offsets:
+                lts = np.asarray(if_linktypes, np.int64)[np.asarray(ifaces, np.int64)]
+                yield self._block(offsets, lengths, lts)
+            if corrupt:
+                self._stop("corrupt", corrupt)
+                return
+            if new_section:
+                if not b.fill(16):
+                    self._stop("truncated", "file ends inside a section header block")
+                    return
+                bom = struct.unpack_from("<I", b.buf, b.pos + 8)[0]
+                if bom not in (_PCAPNG_BOM, 0x4D3C2B1A):
+                    self._stop("corrupt", "section header block with an unknown byte-order magic")
+                    return
+                order = "<" if bom == _PCAPNG_BOM else ">"
+                blen = struct.unpack_from(order + "I", b.buf, b.pos + 4)[0]
+                if blen < 28 or blen % 4 or blen > _MAX_BLOCK:
+                    self._stop("corrupt", f"section header block has impossible length {blen}")
+                    return
+                if not b.fill(blen):
+                    self._stop("truncated", "file ends inside a section header block")
+                    return
+                b.pos += blen
+                if_linktypes, if_snaplens = [], []  # interfaces are per section
+                continue
+            if len(offsets) == max_frames:
+                continue
+            if not b.fill(need):
+                if b.end > b.pos:
+                    self._stop("truncated", "file ends inside the last block")
+                return
+
+
+def open_capture(path: str | os.PathLike, chunk_size: int = CHUNK_SIZE) -> Capture:
+    """Open a pcap or pcapng file (format from its magic number). Raises CaptureFormatError."""
+    return Capture(path, chunk_size)
+
+
+def iter_frames(path: str | os.PathLike, stats: CaptureStats | None = None) -> Iterator[tuple[int, bytes]]:
+    """``(linktype, frame bytes)`` for every frame of a capture, streamed.
+
+    Pass ``stats`` to get the file's :class:`CaptureStats` filled in as reading goes.
+    """
+    with Capture(path, stats=stats) as cap:
+        yield from cap
