@@ -1,12 +1,18 @@
 """Gather finished runs into the layout of the paper's Table 4 (and Tables 6-9), beside its numbers.
 
-    python -m experiments.report RUN_DIR... [--output=FILE.md]
+    python -m experiments.report RUN_DIR... [--output=FILE.md] [--data_dir=TFDS_DIR,...]
 
 Each RUN_DIR holds a ``metrics.json`` (layout: ``mtc_keras.evaluation``). A run goes to the
 paper cell named by its ``run.config_name`` (or, failing that, its directory's name, which is
 the flagfile's name for runs made with ``experiments/configs``); any other run of a known model
 goes to that model's Table 4 row. Runs of other models (e.g. shortcut probes) become extra rows
-under the MTC rows of Table 4. Every row of ours names its dataset config (split) and run dir.
+under the MTC rows of Table 4 (and under the rows of every ISCX sweep table shown). Every row
+of ours names its dataset config (split) and run dir.
+
+A "Leakage" section gives, for every ISCX VPN-nonVPN config built in a TFDS data_dir (those of
+--data_dir, else the ``data_dir`` the runs recorded), the share of test packets whose flow has
+packets in train and the share of test vectors found byte-for-byte in train: from the build
+report in the dataset's metadata, or computed from the built splits (``mtc_keras.leakage``).
 """
 
 from __future__ import annotations
@@ -112,11 +118,16 @@ def table4_rows(runs: Sequence[Run], extra_rows: Sequence[Row] = ()) -> list[Row
 
 
 def sweep_rows(table: str, runs: Sequence[Run]) -> list[Row]:
-    """Tables 6-9: every cell's paper row, each followed by the runs of that cell."""
+    """Tables 6-9: every cell's paper row, each followed by the runs of that cell; then the
+    runs of unknown models (probes) on the table's dataset, as a floor to read the sweep by."""
     rows = []
-    for cell in (row for row in PAPER_ROWS.values() if row.table == table):
+    cells = [row for row in PAPER_ROWS.values() if row.table == table]
+    for cell in cells:
         rows.append(paper_row(cell.label, [cell]))
         rows += [run_row(run, cell.label) for run in runs if paper_key(run) == cell.key]
+    datasets = {cell.dataset for cell in cells}
+    rows += [run_row(run, run.info["model"]) for run in runs
+             if paper_key(run) is None and run.info["dataset"] in datasets]
     return rows
 
 
@@ -156,6 +167,73 @@ def build_report(runs: Sequence[Run], *, extra_rows: Sequence[Row] = (),
     return "\n\n".join(parts) + "\n"
 
 
+# ----------------------------------------------------------------------------- leakage
+LEAKAGE_FIGURES = {  # figure (mtc_keras.leakage) -> column title
+    "test_packets_with_flow_in_train": "test packets whose flow is in train (%)",
+    "test_vectors_in_train": "test vectors found byte-for-byte in train (%)",
+}
+# The same figures under the names the ISCX builder's build report stores them.
+_BUILD_REPORT_NAMES = {"test_packets_whose_flow_is_in_train": "test_packets_with_flow_in_train",
+                       "test_packets_whose_vector_is_in_train": "test_vectors_in_train"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Leakage:
+    """The leakage figures (shares in [0, 1]) of one built ISCX config."""
+
+    data_dir: str
+    config: str
+    test_packets: int
+    figures: Mapping[str, float | None]
+    source: str  # "build report" or "computed"
+
+
+def iscx_leakage(data_dir: str) -> list[Leakage]:
+    """Leakage of every ISCX config built in ``data_dir``: from the build report stored in the
+    dataset's metadata where it has the figures, else computed from the splits."""
+    import tensorflow_datasets as tfds
+
+    from mtc_keras.leakage import leakage_from_tfds
+    from tfds_builders.iscx_vpn_nonvpn import Builder
+
+    found = []
+    for config in Builder.builder_configs:
+        builder = tfds.builder(f"{Builder.name}/{config}", data_dir=data_dir)
+        if not builder.is_prepared():
+            continue
+        stored = (builder.info.metadata or {}).get("build_report", {}).get("leakage", {})
+        figures = {_BUILD_REPORT_NAMES.get(key, key): value for key, value in stored.items()}
+        source = "build report"
+        if not set(LEAKAGE_FIGURES) <= set(figures):
+            figures, source = leakage_from_tfds(data_dir, config), "computed"
+        found.append(Leakage(data_dir=data_dir, config=config, figures=figures, source=source,
+                             test_packets=builder.info.splits["test"].num_examples))
+    return found
+
+
+def leakage_data_dirs(runs: Sequence[Run]) -> list[str]:
+    """The data_dirs that ISCX runs recorded (e.g. the probes' run info) and that exist."""
+    dirs = [run.info.get("data_dir") for run in runs if run.info["dataset"] == "iscx"]
+    return list(dict.fromkeys(d for d in dirs if isinstance(d, str) and os.path.isdir(d)))
+
+
+def leakage_section(leakages: Sequence[Leakage]) -> str:
+    """Markdown: one row per built config, with both leakage figures in %."""
+    lines = ["## Leakage (ISCX VPN-nonVPN)", "",
+             "How much of each test split the train split already holds. `paper` splits per packet, "
+             "so the other packets of a test packet's flow are mostly in train; `flow_split` puts "
+             "whole flows in one split and each distinct vector in one split, so both figures are "
+             "0 there.", "",
+             "| split | " + " | ".join(LEAKAGE_FIGURES.values()) + " | test packets | source | data_dir |",
+             "|---|" + "---:|" * (len(LEAKAGE_FIGURES) + 1) + "---|---|"]
+    for leak in leakages:
+        values = [_number(None if leak.figures[key] is None else 100 * leak.figures[key])
+                  for key in LEAKAGE_FIGURES]
+        lines.append(f"| {leak.config} | " + " | ".join(values)
+                     + f" | {leak.test_packets} | {leak.source} | {leak.data_dir} |")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str]) -> None:
     if len(argv) < 2:
         raise app.UsageError("give at least one RUN_DIR (a folder holding metrics.json)")
@@ -163,7 +241,16 @@ def main(argv: Sequence[str]) -> None:
         runs = load_runs(argv[1:])
     except (OSError, ValueError) as error:
         raise app.UsageError(str(error)) from error
-    markdown = build_report(runs)
+    leakages, given = [], flags.FLAGS.data_dir
+    for data_dir in given or leakage_data_dirs(runs):
+        try:
+            found = iscx_leakage(data_dir)
+        except ValueError as error:  # e.g. a data_dir built by another version of the builder
+            raise app.UsageError(str(error)) from error
+        if not found and given:
+            raise app.UsageError(f"--data_dir={data_dir} holds no built iscx_vpn_nonvpn config")
+        leakages += found
+    markdown = build_report(runs, extra_sections=[leakage_section(leakages)] if leakages else [])
     print(markdown, end="")
     if _OUTPUT.value:
         with open(_OUTPUT.value, "w", encoding="utf-8") as f:
@@ -171,4 +258,8 @@ def main(argv: Sequence[str]) -> None:
 
 
 if __name__ == "__main__":
+    # Defined here, not at import: the experiment scripts define a --data_dir of their own, and
+    # the tests import them beside this module.
+    flags.DEFINE_list("data_dir", None, "TFDS data_dirs whose built ISCX configs get leakage "
+                      "figures (default: the data_dir recorded in the runs, where it exists).")
     app.run(main)
