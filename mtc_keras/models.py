@@ -1,0 +1,266 @@
+"""MTC (paper §3.3) and its baselines (§4.3, §5.2) as functional Keras models.
+
+``build_model(name, dataset, **overrides)`` with ``name`` in ``MODEL_NAMES`` and ``dataset`` in
+``DATASETS`` returns an uncompiled ``keras.Model`` whose input is named ``packet`` (uint8
+[seq_len] bytes, ISCX) or ``features`` (float32 [seq_len] in [0, 1], CICIDS2017) and whose
+outputs are softmax probabilities named after the tasks of ``mtc_keras.labels.TASKS``.
+
+Layer names carry the branch they belong to (``transformer_``, ``cnn_``, ``fusion_``; heads are
+``head_<task>_pool`` and the output layer ``<task>``): ``count_parameters`` relies on it.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from mtc_keras import layers as mtc_layers
+from mtc_keras.labels import TASKS
+
+MODEL_NAMES = ("mtc", "transformer", "cnn", "mtc_2task")
+DATASETS = tuple(TASKS)
+BRANCHES = ("transformer", "cnn", "fusion", "heads")
+
+# Input of each dataset: name, dtype, the scale that maps it to [0, 1].
+_INPUTS = {
+    "iscx": ("packet", "uint8", 1.0 / 255.0),
+    "cicids2017": ("features", "float32", None),
+}
+
+# Which branch feeds each task's head in MTC (§3.3.5); the baselines have one branch.
+HEAD_BRANCH = {"app": "transformer", "traffic": "cnn", "aux": "cnn",
+               "attack": "transformer", "mal": "cnn"}
+
+# Loss weight ratios (§3.3.5, §4.3). MTC-2task drops aux and keeps MTC's ratio for the rest;
+# on CICIDS2017 there is no aux task, so MTC-2task is MTC.
+_LOSS_RATIOS = {
+    "iscx": {"mtc": {"app": 6, "traffic": 2, "aux": 1},
+             "mtc_2task": {"app": 6, "traffic": 2},
+             "transformer": {"app": 4, "traffic": 2, "aux": 1},
+             "cnn": {"app": 2, "traffic": 2, "aux": 1}},
+    "cicids2017": {"mtc": {"attack": 2, "mal": 1},
+                   "mtc_2task": {"attack": 2, "mal": 1},
+                   "transformer": {"attack": 3, "mal": 1},
+                   "cnn": {"attack": 3, "mal": 1}},
+}
+
+# Hyper-parameters that differ between the datasets (§3.3.2, Table 3, §4.4.2).
+_DATASET_DEFAULTS = {
+    "iscx": {"seq_len": 1500, "n_tokens": 30, "d_model": 50, "num_heads": 6},
+    "cicids2017": {"seq_len": 49, "n_tokens": 7, "d_model": 7, "num_heads": 7},
+}
+
+_TRANSFORMER_DEFAULTS = {
+    "key_dim": None,  # None: d_model // num_heads (8 on ISCX, see TransformerEncoder)
+    "ff_dim": 1024,
+    "transformer_dropout": 0.1,
+    "embedding_projection": True,
+}
+
+_MTC_DEFAULTS = {
+    **_TRANSFORMER_DEFAULTS,
+    "encoder_repeats": (1, 5, 6),
+    # Bottleneck widths per stage (Table 3): one bottleneck, then two per fused stage.
+    "cnn_stages": (((50, 50, 100),),
+                   ((50, 50, 100), (50, 50, 100)),
+                   ((100, 100, 200), (100, 100, 200))),
+    "cnn_kernel_size": 3,
+    "cnn_dropout": 0.07,
+    "fusion_merge": "add",
+    "fusion_down_norm": "layer",
+    "fusion_up_norm": "batch",
+    "fusion_interpolation": "linear",
+}
+
+_MODEL_DEFAULTS = {
+    "mtc": _MTC_DEFAULTS,
+    "mtc_2task": _MTC_DEFAULTS,
+    "transformer": {**_TRANSFORMER_DEFAULTS, "num_encoders": 7, "max_wavelength": 10000.0},
+    # Multi-task 1D-CNN after Deep Packet (§4.3.2): 200 filters per conv as in Deep Packet.
+    "cnn": {"conv_filters": (200, 200), "conv_kernel_sizes": (4, 5), "conv_strides": (3, 1),
+            "pool_size": 2, "dense_units": (200, 100, 50), "dense_dropout": 0.05},
+}
+
+
+def _tasks(name: str, dataset: str) -> tuple[str, ...]:
+    tasks = tuple(TASKS[dataset])
+    return tuple(t for t in tasks if t != "aux") if name == "mtc_2task" else tasks
+
+
+def _check(name: str, dataset: str):
+    if name not in MODEL_NAMES:
+        raise ValueError(f"model name must be one of {MODEL_NAMES}, got {name!r}")
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+
+
+def default_loss_weights(name: str, dataset: str) -> dict[str, float]:
+    """The paper's loss weights of a model, normalised to sum to 1 (a weighted average)."""
+    _check(name, dataset)
+    ratios = _LOSS_RATIOS[dataset][name]
+    total = sum(ratios.values())
+    return {task: ratio / total for task, ratio in ratios.items()}
+
+
+def default_config(name: str, dataset: str) -> dict:
+    """Every hyper-parameter ``build_model`` accepts for this model, with its preset value."""
+    _check(name, dataset)
+    tasks = _tasks(name, dataset)
+    return {
+        **_DATASET_DEFAULTS[dataset],
+        **_MODEL_DEFAULTS[name],
+        "num_classes": {task: len(TASKS[dataset][task]) for task in tasks},
+        "loss_weights": default_loss_weights(name, dataset),
+    }
+
+
+def build_model(name: str, dataset: str, **overrides) -> keras.Model:
+    """An uncompiled functional model; keyword arguments override ``default_config`` entries.
+
+    ``num_classes`` (task -> class count) also chooses the tasks; the chosen loss weights are
+    kept on the model as ``model.mtc_loss_weights`` for ``training.compile_model``.
+    """
+    config = default_config(name, dataset)
+    unknown = sorted(set(overrides) - set(config))
+    if unknown:
+        raise TypeError(f"{name}/{dataset} has no hyper-parameter(s) {unknown}; "
+                        f"valid: {sorted(config)}")
+    config.update(overrides)
+    if set(config["loss_weights"]) != set(config["num_classes"]):
+        raise ValueError(f"loss_weights keys {sorted(config['loss_weights'])} differ from the "
+                         f"tasks {sorted(config['num_classes'])}")
+    if config.get("key_dim") is None and "num_heads" in config:
+        config["key_dim"] = max(1, config["d_model"] // config["num_heads"])
+
+    input_name, input_dtype, scale = _INPUTS[dataset]
+    inputs = keras.Input((config["seq_len"],), dtype=input_dtype, name=input_name)
+    x = inputs
+    if scale is not None:
+        x = keras.layers.Rescaling(scale, name="scale_bytes")(x)
+
+    if name in ("mtc", "mtc_2task"):
+        unplaced = sorted(set(config["num_classes"]) - set(HEAD_BRANCH))
+        if unplaced:
+            raise ValueError(f"tasks {unplaced} have no branch in HEAD_BRANCH {HEAD_BRANCH}")
+    builder = {"mtc": _mtc, "mtc_2task": _mtc, "transformer": _transformer, "cnn": _cnn}[name]
+    features = builder(x, config)  # branch -> feature tensor
+    outputs = {}
+    for task, classes in config["num_classes"].items():
+        source = features[HEAD_BRANCH[task]] if len(features) > 1 else next(iter(features.values()))
+        outputs[task] = _head(source, task, classes)
+    model = keras.Model(inputs, outputs, name=f"{name}_{dataset}")
+    model.mtc_loss_weights = dict(config["loss_weights"])
+    return model
+
+
+def _head(features, task: str, classes: int):
+    """§3.3.5: global average pooling (over tokens or positions) then a softmax dense layer."""
+    if len(features.shape) == 3:
+        features = keras.layers.GlobalAveragePooling1D(name=f"head_{task}_pool")(features)
+    return keras.layers.Dense(classes, activation="softmax", dtype="float32", name=task)(features)
+
+
+def _encoder(config, name):
+    return mtc_layers.TransformerEncoder(
+        config["num_heads"], config["key_dim"], ff_dim=config["ff_dim"],
+        dropout=config["transformer_dropout"], name=name)
+
+
+def _embed(x, config):
+    return mtc_layers.TokenEmbedding(config["n_tokens"], config["d_model"],
+                                     projection=config["embedding_projection"],
+                                     name="transformer_embedding")(x)
+
+
+def _mtc(x, config):
+    """MTC: parallel Transformer and 1D-CNN branches, fused in every stage after the first."""
+    stages, repeats = config["cnn_stages"], config["encoder_repeats"]
+    if len(stages) != len(repeats):
+        raise ValueError(f"cnn_stages has {len(stages)} stages, encoder_repeats {len(repeats)}")
+    if any(len(stage) < 2 for stage in stages[1:]):
+        raise ValueError("every fused stage (after the first) needs at least two bottlenecks")
+    seq_len = config["seq_len"]
+    tokens = _embed(x, config)
+    cnn = keras.layers.Reshape((seq_len, 1), name="cnn_channels")(x)
+
+    def bottleneck(filters, stage, index):
+        return mtc_layers.CnnBottleneck(filters, kernel_size=config["cnn_kernel_size"],
+                                        dropout=config["cnn_dropout"],
+                                        merge=config["fusion_merge"],
+                                        name=f"cnn_s{stage}_b{index}")
+
+    for s, (stage, m) in enumerate(zip(stages, repeats), start=1):
+        if s == 1:  # no fusion yet (§3.3.1): the branches run side by side
+            for e in range(1, m + 1):
+                tokens = _encoder(config, f"transformer_s{s}_e{e}")(tokens)
+            for b, filters in enumerate(stage, start=1):
+                cnn = bottleneck(filters, s, b)(cnn)
+            continue
+        # CNN -> Transformer from the first bottleneck's 1xk conv ...
+        cnn, tap = bottleneck(stage[0], s, 1)(cnn, return_tap=True)
+        tokens = mtc_layers.CnnToTransformerFusion(
+            norm=config["fusion_down_norm"], merge=config["fusion_merge"],
+            name=f"fusion_s{s}_down")([tap, tokens])
+        for e in range(1, m + 1):
+            tokens = _encoder(config, f"transformer_s{s}_e{e}")(tokens)
+        # ... Transformer -> CNN after the second bottleneck's first 1x1 conv.
+        injected = mtc_layers.TransformerToCnnFusion(
+            stage[1][0], seq_len, norm=config["fusion_up_norm"],
+            interpolation=config["fusion_interpolation"], name=f"fusion_s{s}_up")(tokens)
+        cnn = bottleneck(stage[1], s, 2)(cnn, injected=injected)
+        for b, filters in enumerate(stage[2:], start=3):
+            cnn = bottleneck(filters, s, b)(cnn)
+    return {"transformer": tokens, "cnn": cnn}
+
+
+def _transformer(x, config):
+    """Multi-task Transformer (§4.3.1): embedding, sinusoidal positions, stacked encoders."""
+    tokens = _embed(x, config)
+    tokens = mtc_layers.SinusoidalPositionEncoding(config["max_wavelength"],
+                                                   name="transformer_position")(tokens)
+    for e in range(1, config["num_encoders"] + 1):
+        tokens = _encoder(config, f"transformer_e{e}")(tokens)
+    return {"transformer": tokens}
+
+
+def _cnn(x, config):
+    """Multi-task 1D-CNN (§4.3.2): conv k4 s3, conv k5 s1 (each with BatchNorm and ReLU),
+    max-pool 2, then dense 200/100/50 with ReLU and dropout 0.05."""
+    lengths = [len(config[k]) for k in ("conv_filters", "conv_kernel_sizes", "conv_strides")]
+    if len(set(lengths)) != 1:
+        raise ValueError("conv_filters, conv_kernel_sizes and conv_strides need equal lengths")
+    h = keras.layers.Reshape((config["seq_len"], 1), name="cnn_channels")(x)
+    for i, (filters, kernel, stride) in enumerate(
+            zip(config["conv_filters"], config["conv_kernel_sizes"], config["conv_strides"]), 1):
+        h = keras.layers.Conv1D(filters, kernel, strides=stride, name=f"cnn_conv{i}")(h)
+        h = keras.layers.BatchNormalization(name=f"cnn_bn{i}")(h)
+        h = keras.layers.ReLU(name=f"cnn_relu{i}")(h)
+    h = keras.layers.MaxPooling1D(config["pool_size"], name="cnn_pool")(h)
+    h = keras.layers.Flatten(name="cnn_flatten")(h)
+    for i, units in enumerate(config["dense_units"], 1):
+        h = keras.layers.Dense(units, activation="relu", name=f"cnn_fc{i}")(h)
+        h = mtc_layers.HashDropout(config["dense_dropout"], name=f"cnn_fc{i}_dropout")(h)
+    return {"cnn": h}
+
+
+def count_parameters(model: keras.Model) -> dict[str, int]:
+    """Parameters (trainable and BatchNorm statistics) per branch, from the layer names.
+
+    Returns ``{"transformer", "cnn", "fusion", "heads", "total"}``; raises if a layer with
+    weights belongs to no branch, so the parts always add up to the total.
+    """
+    counts = dict.fromkeys(BRANCHES, 0)
+    outputs = set(model.output_names)
+    for layer in model.layers:
+        n = layer.count_params() if layer.weights else 0
+        if not n:
+            continue
+        if layer.name in outputs or layer.name.startswith("head_"):
+            branch = "heads"
+        else:
+            branch = layer.name.split("_", 1)[0]
+        if branch not in counts:
+            raise ValueError(f"layer {layer.name!r} has {n} parameters but no branch prefix")
+        counts[branch] += n
+    counts["total"] = sum(counts.values())
+    assert counts["total"] == model.count_params()
+    return counts
