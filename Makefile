@@ -17,10 +17,10 @@ demo: setup
 	$(PY) -m experiments.demo
 
 test: setup
-	$(PY) -m pytest -n 2 --durations=15 $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 test-fast: setup
-	$(PY) -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile -m "not slow" $(PYTEST_ARGS)
 
 # PyTorch (CPU) is only needed by benchmarks.train, never by the package or its tests.
 bench-deps: setup

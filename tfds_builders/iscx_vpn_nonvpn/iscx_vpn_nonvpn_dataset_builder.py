@@ -29,6 +29,13 @@ How it works (bounded memory whatever the size of the captures):
 Worker processes are forked (Builder.NUM_WORKERS, default one per core); a zip member is
 copied to a temporary file while a worker reads it, never into memory.
 
+With Apache Beam (the `beam` extra): given a Beam runner or options, e.g.
+`tfds build ... --beam_pipeline_options=runner=DirectRunner` (BUILD.md has cluster runners), the
+same steps run as one Beam pipeline shared by the three splits, and write the same examples:
+pass 1 per capture, the per-(app, side) sample and the per-app balance and split as per-key
+combines, the cross-split duplicate drop per bucket of vector hashes, pass 2 per (split,
+capture). On a cluster every worker must read the manual folder at the same path.
+
 The build report (files found and missing, packets per class before and after balancing,
 drop counts by reason, skipped files, duplicates dropped, leakage figures) is logged and
 stored in the dataset's metadata: `builder.info.metadata["build_report"]`, i.e. the
@@ -42,6 +49,8 @@ import contextlib
 import dataclasses
 import hashlib
 import multiprocessing
+import os
+import pickle
 import shutil
 import tempfile
 import zipfile
@@ -173,6 +182,17 @@ def _read_selected(job) -> dict:
     return {"source": source, "indices": found, "vectors": vectors, "flows": flows}
 
 
+def _examples(result: dict):
+    """(key, example) for every packet `_read_selected` returned."""
+    source = result["source"]
+    lab = labels.iscx_labels(source.name)
+    for index, vector, flow in zip(result["indices"].tolist(), result["vectors"], result["flows"]):
+        yield f"{source.name}:{index}", {
+            "packet": vector, "app": lab.app, "traffic": lab.traffic, "aux": lab.aux,
+            "vpn": lab.vpn, "flow_id": f"{source.name}|{flow}", "capture": source.name,
+        }
+
+
 def _map(function, jobs: list, workers: int | None):
     """function over jobs, in order, across worker processes (fork: the workers inherit the
     loaded modules, whatever name `tfds build` imported this one under)."""
@@ -257,6 +277,51 @@ def _packet_split(priorities: np.ndarray, seed: int) -> np.ndarray:
     return split
 
 
+def _tally_scan(result: dict, used: list, unreadable: list, incomplete: list,
+                totals: collections.Counter, kept_per_capture: dict) -> bool:
+    """Count one capture's pass-1 result for the build report; False if it was unreadable."""
+    source = result["source"]
+    if "error" in result:
+        error = result["error"]
+        unreadable.append(error if error.startswith(source.shown) else f"{source.shown}: {error}")
+        return False
+    used.append(source)
+    totals.update(result["counts"])
+    kept_per_capture[source.name] = result["kept"]
+    if result["counts"].get("truncated") or result["counts"].get("corrupt"):
+        incomplete.append(source.shown)
+    return True
+
+
+def _choose_app(app: int, sides: dict, cap: int, seed: int, split_by_flow: bool,
+                source_traffic: np.ndarray) -> dict | None:
+    """Balance one app (§3.2.3) and split it 64/16/20, each traffic cell on its own.
+
+    sides: {vpn: (kept packets, candidate columns)} for the sides with a capture read;
+    source_traffic: the traffic label of each candidate's `source`. Returns the chosen
+    candidates' columns plus `vpn`, `split` and `app`, or None when nothing is chosen.
+    The result does not depend on the order of the candidates (priorities are unique).
+    """
+    kept = {vpn: sides[vpn][0] if vpn in sides else 0 for vpn in (False, True)}
+    parts = []
+    for vpn, quota in zip((False, True), _quotas(kept[False], kept[True], cap)):
+        if vpn not in sides or quota == 0:
+            continue
+        cand = sides[vpn][1]
+        keep = np.argsort(cand["priority"], kind="stable")[:quota]
+        parts.append(dict({k: v[keep] for k, v in cand.items()}, vpn=np.full(len(keep), vpn)))
+    if not parts:
+        return None
+    part = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    split = np.zeros(len(part["index"]), np.int64)
+    cell = source_traffic[part["source"]]
+    for traffic in np.unique(cell):
+        rows = cell == traffic
+        split[rows] = (_flow_split(part["flow"][rows], seed) if split_by_flow
+                       else _packet_split(part["priority"][rows], seed))
+    return dict(part, split=split, app=np.full(len(split), app))
+
+
 def _in_an_earlier_split(vectors: np.ndarray, split: np.ndarray) -> np.ndarray:
     """Mask of packets whose vector (hash) also occurs in an earlier split (train, validation,
     test order): dropping them keeps each vector in the first split that has it."""
@@ -286,6 +351,135 @@ def _class_counts(app, traffic, aux, vpn, weights=None) -> dict:
             "vpn": {"non-VPN": int(weights[~vpn].sum()), "VPN": int(weights[vpn].sum())}}
 
 
+# ------------------------------------------------------------- generation as an Apache Beam pipeline
+# Chosen by giving the build a Beam runner or options (`tfds build ... --beam_pipeline_options=`),
+# so that a cluster runner (Dataflow, Flink, Spark) spreads the captures over machines. The same
+# functions as the plain build, so the same examples: pass 1 per capture, then the per-side
+# sample and the per-app balance and split as per-key combines, the cross-split duplicate drop
+# per bucket of vector hashes (equal vectors share a bucket), pass 2 per (split, capture).
+_BEAM_VECTOR_BUCKETS = 64
+_BEAM_SUMMARY = "beam_build_summary.pkl"  # pass-1 counts and chosen rows, for the report
+
+
+def _beam_scan(job):
+    position, scan_job = job
+    return dict(_scan_capture(scan_job), position=position)
+
+
+def _beam_side(scan: dict):
+    """((app, vpn), (kept packets, candidates tagged with their capture's position))."""
+    if "error" in scan:
+        return
+    lab = labels.iscx_labels(scan["source"].name)
+    cand = scan["candidates"]
+    yield (lab.app, lab.vpn), (scan["kept"], dict(cand, source=np.full(len(cand["index"]), scan["position"])))
+
+
+def _beam_merge_side(values, cap: int):
+    """Combine of one side's captures: kept packets summed, the `cap` lowest priorities kept.
+    Associative, so the runner may merge partial results in any order."""
+    values = list(values)
+    kept = sum(v[0] for v in values)
+    cand = {k: np.concatenate([v[1][k] for v in values]) for k in values[0][1]}
+    if len(cand["priority"]) > cap:
+        keep = np.argpartition(cand["priority"], cap - 1)[:cap]
+        cand = {k: v[keep] for k, v in cand.items()}
+    return kept, cand
+
+
+def _beam_by_app(side):
+    (app, vpn), merged = side
+    return app, (vpn, merged)
+
+
+def _beam_choose(app_sides, cap: int, seed: int, split_by_flow: bool, source_traffic: np.ndarray):
+    """One app balanced and split (the plain build's _choose_app), cut into vector buckets."""
+    app, sides = app_sides
+    chosen = _choose_app(app, dict(sides), cap, seed, split_by_flow, source_traffic)
+    if chosen is None:
+        return
+    bucket = chosen["vector"] % np.uint64(_BEAM_VECTOR_BUCKETS)
+    for b in np.unique(bucket).tolist():
+        rows = bucket == b
+        yield b, {k: v[rows] for k, v in chosen.items()}
+
+
+def _beam_dedup(bucket_parts, split_by_flow: bool):
+    """(rows of one vector bucket, duplicates dropped per split), as the plain build drops them."""
+    _, parts = bucket_parts
+    parts = list(parts)
+    rows = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    dropped = np.zeros(len(SPLITS), np.int64)
+    if split_by_flow:
+        drop = _in_an_earlier_split(rows["vector"], rows["split"])
+        dropped = np.bincount(rows["split"][drop], minlength=len(SPLITS))
+        rows = {k: v[~drop] for k, v in rows.items()}
+    return rows, dropped
+
+
+def _beam_plan_entries(deduped):
+    rows, _ = deduped
+    for split, position in set(zip(rows["split"].tolist(), rows["source"].tolist())):
+        yield (split, position), rows["index"][(rows["split"] == split) & (rows["source"] == position)]
+
+
+def _beam_sorted_indices(values):
+    return np.sort(np.concatenate(list(values)))
+
+
+def _beam_read_job(entry, sources: list, mask_ports: bool):
+    (_, position), indices = entry
+    return sources[position], indices, mask_ports
+
+
+def _beam_scan_summary(scan: dict) -> dict:
+    return {k: scan[k] for k in ("position", "error", "counts", "kept") if k in scan}
+
+
+def _beam_row_summary(deduped):
+    rows, dropped = deduped
+    return {k: rows[k] for k in ("source", "split", "flow", "vector")}, dropped
+
+
+def _beam_write_summary(path: str, scans: list, rows: list):
+    with epath.Path(path).open("wb") as f:
+        pickle.dump({"scans": scans, "rows": rows}, f)
+
+
+def _beam_plan(pipeline, sources: list, config: "IscxConfig", summary_path: str):
+    """PCollection of ((split index, capture position), sorted packet indices): what each split
+    takes from each capture. Also writes the report's inputs to summary_path."""
+    beam = tfds.core.lazy_imports.apache_beam
+    cap = config.max_packets_per_app
+    jobs = [(i, (s, cap, config.seed, config.mask_ports)) for i, s in enumerate(sources)]
+    source_traffic = np.array([labels.iscx_labels(s.name).traffic for s in sources], np.int64)
+    scans = (pipeline
+             | "Captures" >> beam.Create(jobs)
+             | "SpreadCaptures" >> beam.Reshuffle()
+             | "Pass1" >> beam.Map(_beam_scan))
+    deduped = (scans
+               | "BySide" >> beam.FlatMap(_beam_side)
+               | "SampleSide" >> beam.CombinePerKey(_beam_merge_side, cap)
+               | "ByApp" >> beam.Map(_beam_by_app)
+               | "GroupApp" >> beam.GroupByKey()
+               | "BalanceAndSplit" >> beam.FlatMap(_beam_choose, cap, config.seed,
+                                                   config.split_by_flow, source_traffic)
+               | "GroupVectorBucket" >> beam.GroupByKey()
+               | "DropCrossSplitDuplicates" >> beam.Map(_beam_dedup, config.split_by_flow))
+    plan = (deduped
+            | "BySplitAndCapture" >> beam.FlatMap(_beam_plan_entries)
+            | "Indices" >> beam.CombinePerKey(_beam_sorted_indices))
+    scan_list = (scans | "ScanSummaries" >> beam.Map(_beam_scan_summary)
+                 | "AllScans" >> beam.combiners.ToList())
+    row_list = (deduped | "RowSummaries" >> beam.Map(_beam_row_summary)
+                | "AllRows" >> beam.combiners.ToList())
+    _ = (pipeline
+         | "SummaryPath" >> beam.Create([summary_path])
+         | "WriteSummary" >> beam.Map(_beam_write_summary, beam.pvalue.AsSingleton(scan_list),
+                                      beam.pvalue.AsSingleton(row_list)))
+    return plan
+
+
 class Builder(tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for ISCX VPN-nonVPN 2016 (manual download)."""
 
@@ -310,6 +504,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     name; the build log and the dataset's metadata list the known captures found and missing.
     """
     NUM_WORKERS: int | None = None  # processes for reading captures; None: one per core
+    _beam_build: dict | None = None  # set while a Beam build runs (see _download_and_prepare)
 
     def _info(self) -> tfds.core.DatasetInfo:
         label_doc = "class index into metadata['class_names']['{}']; -1 where the capture has no {} label"
@@ -340,10 +535,71 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         if not sources:
             raise FileNotFoundError(f"no known ISCX capture in {dl_manager.manual_dir}.\n"
                                     + self.MANUAL_DOWNLOAD_INSTRUCTIONS)
+        if self._beam_build is not None:
+            return self._beam_split_generators(sources, skipped)
         plan, report = self._plan(sources, skipped)
         self.info.metadata["build_report"] = report
         logging.info("ISCX VPN-nonVPN build report (%s):\n%s", config.name, format_report(report))
         return {split: self._generate_examples(plan[split]) for split, _ in SPLITS}
+
+    def _download_and_prepare(self, dl_manager, download_config):
+        # A Beam runner or Beam options (`tfds build --beam_pipeline_options=...`) ask for the
+        # Beam pipeline; without them the build runs here, in NUM_WORKERS processes.
+        use_beam = download_config.beam_runner is not None or download_config.beam_options is not None
+        self._beam_build = {} if use_beam else None
+        try:
+            super()._download_and_prepare(dl_manager, download_config)
+        finally:
+            self._beam_build = None
+
+    def _beam_split_generators(self, sources: list[_Source], skipped: dict):
+        """One PTransform per split; the first one applied builds the plan they all share."""
+        beam = tfds.core.lazy_imports.apache_beam
+        config: IscxConfig = self.builder_config
+        summary_path = os.fspath(epath.Path(self.data_dir) / _BEAM_SUMMARY)
+        self._beam_build.update(sources=sources, skipped=skipped, summary=summary_path)
+        shared = {}
+
+        @beam.ptransform_fn
+        def generate(pbegin, split: int):
+            if "plan" not in shared:
+                shared["plan"] = _beam_plan(pbegin.pipeline, sources, config, summary_path)
+            return (shared["plan"]
+                    | "ThisSplit" >> beam.Filter(lambda entry: entry[0][0] == split)
+                    | "ReadJob" >> beam.Map(_beam_read_job, sources, config.mask_ports)
+                    | "SpreadReads" >> beam.Reshuffle()
+                    | "Pass2" >> beam.Map(_read_selected)
+                    | "Examples" >> beam.FlatMap(_examples))
+
+        return {name: generate(i) for i, (name, _) in enumerate(SPLITS)}
+
+    def _process_pipeline_result(self, pipeline_result):
+        """After a Beam build: the build report from what the pipeline left in its summary."""
+        state = self._beam_build
+        path = epath.Path(state["summary"])
+        with path.open("rb") as f:
+            summary = pickle.load(f)
+        path.unlink()
+        sources = state["sources"]
+        used, unreadable, incomplete, totals, kept_per_capture = [], [], [], collections.Counter(), {}
+        position_in_used = {}
+        for scan in sorted(summary["scans"], key=lambda scan: scan["position"]):
+            if _tally_scan(dict(scan, source=sources[scan["position"]]), used, unreadable,
+                           incomplete, totals, kept_per_capture):
+                position_in_used[scan["position"]] = len(used) - 1
+        columns, dropped = {}, np.zeros(len(SPLITS), np.int64)
+        if summary["rows"]:
+            columns = {k: np.concatenate([rows[k] for rows, _ in summary["rows"]])
+                       for k in summary["rows"][0][0]}
+            columns["source"] = np.array([position_in_used[p] for p in columns["source"].tolist()],
+                                         np.int64)
+            dropped = sum(d for _, d in summary["rows"])
+        report = self._report(sources, used, state["skipped"], unreadable, incomplete, totals,
+                              kept_per_capture, columns,
+                              {name: int(dropped[i]) for i, (name, _) in enumerate(SPLITS)})
+        self.info.metadata["build_report"] = report
+        logging.info("ISCX VPN-nonVPN build report (%s, Apache Beam):\n%s",
+                     self.builder_config.name, format_report(report))
 
     def _plan(self, sources: list[_Source], skipped: dict):
         """Pass 1 and the choice of packets: {split: {source: sorted packet indices}}, report."""
@@ -356,15 +612,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         used, unreadable, incomplete, kept_per_capture = [], [], [], {}
         for result in _map(_scan_capture, jobs, self.NUM_WORKERS):
             source = result["source"]
-            if "error" in result:
-                error = result["error"]
-                unreadable.append(error if error.startswith(source.shown) else f"{source.shown}: {error}")
+            if not _tally_scan(result, used, unreadable, incomplete, totals, kept_per_capture):
                 continue
-            used.append(source)
-            totals.update(result["counts"])
-            kept_per_capture[source.name] = result["kept"]
-            if result["counts"].get("truncated") or result["counts"].get("corrupt"):
-                incomplete.append(source.shown)
             lab = labels.iscx_labels(source.name)
             side_kept[lab.app, lab.vpn] += result["kept"]
             cand = dict(result["candidates"], source=np.full(len(result["candidates"]["index"]), len(used) - 1))
@@ -376,28 +625,15 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 cand = {k: v[keep] for k, v in cand.items()}
             groups[lab.app, lab.vpn] = cand
 
-        # Balance: per app and side, the lowest priorities within the side's quota.
-        chosen = collections.defaultdict(list)  # app -> candidate columns of its chosen packets
-        for app in range(len(labels.ISCX_APPS)):
-            quotas = _quotas(side_kept[app, False], side_kept[app, True], cap)
-            for vpn, quota in zip((False, True), quotas):
-                cand = groups.get((app, vpn))
-                if cand is None or quota == 0:
-                    continue
-                keep = np.argsort(cand["priority"], kind="stable")[:quota]
-                chosen[app].append(dict({k: v[keep] for k, v in cand.items()}, vpn=np.full(len(keep), vpn)))
-        # Split each (app, traffic) cell on its own, so every class of every task is split 64/16/20.
+        # Balance each app and split each (app, traffic) cell on its own, so every class of
+        # every task is split 64/16/20.
         source_traffic = np.array([labels.iscx_labels(s.name).traffic for s in used], np.int64)
         columns = collections.defaultdict(list)
-        for app, parts in sorted(chosen.items()):
-            part = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-            split = np.zeros(len(part["index"]), np.int64)
-            cell = source_traffic[part["source"]]
-            for traffic in np.unique(cell):
-                rows = cell == traffic
-                split[rows] = (_flow_split(part["flow"][rows], config.seed) if config.split_by_flow
-                               else _packet_split(part["priority"][rows], config.seed))
-            for k, v in dict(part, split=split, app=np.full(len(split), app)).items():
+        for app in range(len(labels.ISCX_APPS)):
+            sides = {vpn: (side_kept[app, vpn], groups[app, vpn])
+                     for vpn in (False, True) if (app, vpn) in groups}
+            chosen = _choose_app(app, sides, cap, config.seed, config.split_by_flow, source_traffic)
+            for k, v in (chosen or {}).items():
                 columns[k].append(v)
         columns = {k: np.concatenate(v) for k, v in columns.items()} if columns else {}
         n = len(columns.get("split", ()))
@@ -469,13 +705,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         config: IscxConfig = self.builder_config
         jobs = [(source, indices, config.mask_ports) for source, indices in chosen.items()]
         for result in _map(_read_selected, jobs, self.NUM_WORKERS):
-            source = result["source"]
-            lab = labels.iscx_labels(source.name)
-            for index, vector, flow in zip(result["indices"].tolist(), result["vectors"], result["flows"]):
-                yield f"{source.name}:{index}", {
-                    "packet": vector, "app": lab.app, "traffic": lab.traffic, "aux": lab.aux,
-                    "vpn": lab.vpn, "flow_id": f"{source.name}|{flow}", "capture": source.name,
-                }
+            yield from _examples(result)
 
 
 def format_report(report: dict) -> str:
