@@ -192,7 +192,7 @@ def test_cicids_flagfiles_weight_two_tasks():
 
 def test_demo_flagfile():
     fv = _parse(CONFIGS / "demo.cfg")
-    assert (fv.model, fv.dataset_config, fv.epochs, fv.batch_size) == ("mtc", "flow_split", 3, 32)
+    assert (fv.model, fv.dataset_config) == ("mtc", "flow_split")
     assert (fv.data_dir, fv.output_dir) == ("runs/demo_data/tfds", "runs/demo")
 
 

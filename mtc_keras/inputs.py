@@ -1,0 +1,169 @@
+"""The one tf.data input pipeline for fit, evaluate and predict.
+
+``tfds.load(split)`` -> batch -> map to ``(x, {task: label})`` -> prefetch. Batching before
+the map matters: one vectorised map per batch instead of one per example (measured here:
+100k examples took 29.5 s mapped per example against 0.7 s batched first).
+
+Every batch has the same shape, because on JAX each new input shape is a new XLA compilation
+(about 30 s for the full MTC on a CPU): training drops the last partial batch; evaluation and
+prediction pad it to the full batch size with zero inputs whose labels are ``MISSING`` (-1), so
+the masked losses and metrics ignore them; ``predict`` strips their predictions.
+
+TensorFlow only feeds data here: ``configure_tensorflow`` keeps it off the GPU, which JAX owns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from absl import logging
+
+from mtc_keras.labels import MISSING, TASKS
+
+# dataset key (TASKS) -> (TFDS name, the module that registers its builder, the model input).
+_DATASETS = {
+    "iscx": ("iscx_vpn_nonvpn", "tfds_builders.iscx_vpn_nonvpn", "packet"),
+    "cicids2017": ("cicids2017", "tfds_builders.cicids2017", "features"),
+}
+SHUFFLE_BUFFER = 16_384
+
+
+def configure_tensorflow() -> None:
+    """Keep TensorFlow (tf.data, TFDS, SavedModel export) on the CPU; the model runs on JAX."""
+    try:
+        tf.config.set_visible_devices([], "GPU")
+    except RuntimeError:
+        pass  # devices were already initialised: TensorFlow keeps its earlier placement
+
+
+def input_name(dataset: str) -> str:
+    """Name of the model input: 'packet' (ISCX) or 'features' (CICIDS2017)."""
+    return _dataset(dataset)[2]
+
+
+def tfds_name(dataset: str, config: str) -> str:
+    """'iscx', 'flow_split' -> 'iscx_vpn_nonvpn/flow_split' (and registers the builder)."""
+    name, module, _ = _dataset(dataset)
+    importlib.import_module(module)
+    return f"{name}/{config}"
+
+
+def _dataset(dataset: str):
+    if dataset not in _DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(_DATASETS)}")
+    return _DATASETS[dataset]
+
+
+def builder(dataset: str, config: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
+    """The TFDS builder of a dataset config (prepared or not)."""
+    return tfds.builder(tfds_name(dataset, config), data_dir=data_dir)
+
+
+def prepare(dataset: str, config: str, data_dir: str | None, manual_dir: str | None = None):
+    """Build the dataset into data_dir from manual_dir unless it is there already.
+
+    Raises FileNotFoundError naming both folders when it is absent and no manual_dir is given.
+    """
+    data_builder = builder(dataset, config, data_dir)
+    if data_builder.is_prepared():
+        return data_builder
+    if not manual_dir:
+        raise FileNotFoundError(
+            f"{tfds_name(dataset, config)} is not built in {data_builder.data_dir_root}: pass "
+            f"--manual_dir=<folder with the raw files> to build it (see BUILD.md)")
+    data_builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    return data_builder
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """A batched split: ``dataset`` yields (x, {task: int32 label}); ``num_examples`` are real rows."""
+
+    dataset: tf.data.Dataset
+    num_examples: int
+    batch_size: int
+
+    @property
+    def steps(self) -> int:
+        return len(self.dataset)
+
+
+def load_split(dataset: str, config: str, split: str, *, data_dir: str | None, batch_size: int,
+               training: bool, seed: int = 0, max_examples: int | None = None,
+               tasks: tuple[str, ...] | None = None) -> Split:
+    """One split as fixed-shape batches.
+
+    training=True shuffles (files and examples, seeded) and drops the last partial batch;
+    otherwise the order is the stored order and the last batch is padded (labels MISSING).
+    max_examples takes the first examples of the split (tests, the demo). tasks defaults to
+    all tasks of the dataset; labels are int32 with MISSING (-1) where a task has no label.
+    """
+    tasks = tuple(tasks or TASKS[dataset])
+    x_key = input_name(dataset)
+    split_arg = f"{split}[:{max_examples}]" if max_examples else split
+    data_builder = builder(dataset, config, data_dir)
+    if not data_builder.is_prepared():
+        raise FileNotFoundError(
+            f"{tfds_name(dataset, config)} is not built in {data_builder.data_dir_root}")
+    num_examples = data_builder.info.splits[split_arg].num_examples
+    if training and num_examples < batch_size:
+        raise ValueError(f"split {split_arg!r} has {num_examples} examples, fewer than one "
+                         f"training batch of {batch_size}")
+    if num_examples == 0:
+        raise ValueError(f"split {split_arg!r} of {tfds_name(dataset, config)} is empty")
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity(logging.ERROR)  # TFDS warns of its own use of a deprecated field
+    try:
+        ds = data_builder.as_dataset(
+            split=split_arg, shuffle_files=training,
+            read_config=tfds.ReadConfig(shuffle_seed=seed, try_autocache=False))
+    finally:
+        logging.set_verbosity(verbosity)
+    if training:
+        ds = ds.shuffle(min(SHUFFLE_BUFFER, num_examples), seed=seed,
+                        reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=training)
+
+    def to_inputs(batch):
+        x = batch[x_key]
+        labels = {task: tf.cast(batch[task], tf.int32) for task in tasks}
+        if not training:  # pad the last batch to the full batch size
+            missing = batch_size - tf.shape(x)[0]
+            x = tf.pad(x, [[0, missing], [0, 0]])
+            labels = {task: tf.pad(y, [[0, missing]], constant_values=MISSING)
+                      for task, y in labels.items()}
+            x = tf.ensure_shape(x, [batch_size, x.shape[1]])
+            labels = {task: tf.ensure_shape(y, [batch_size]) for task, y in labels.items()}
+        return x, labels
+
+    ds = ds.map(to_inputs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return Split(ds.prefetch(tf.data.AUTOTUNE), num_examples, batch_size)
+
+
+def predict(model, split: Split, *, verbose: bool = True) -> tuple[dict, dict]:
+    """Run the model over a (padded, unshuffled) split.
+
+    Returns (labels, probabilities): {task: [num_examples]} and {task: [num_examples, classes]}
+    numpy arrays, the padded rows stripped. Tasks the model does not output are left out.
+    """
+    import keras  # not at module top: callers that only build datasets need no Keras
+
+    progress = keras.utils.Progbar(split.steps, unit_name="batch") if verbose else None
+    labels, probabilities = {}, {}
+    for step, (x, y) in enumerate(split.dataset.as_numpy_iterator(), 1):
+        outputs = model.predict_on_batch(x)
+        for task, value in outputs.items():
+            probabilities.setdefault(task, []).append(np.asarray(value))
+        for task, value in y.items():
+            labels.setdefault(task, []).append(value)
+        if progress:
+            progress.update(step)
+    n = split.num_examples
+    labels = {task: np.concatenate(parts)[:n] for task, parts in labels.items()}
+    probabilities = {task: np.concatenate(parts)[:n] for task, parts in probabilities.items()}
+    return labels, probabilities
