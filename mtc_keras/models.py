@@ -15,6 +15,7 @@ import keras
 
 from mtc_keras import layers as mtc_layers
 from mtc_keras.labels import TASKS
+from mtc_keras.packets import VECTOR_LEN
 
 MODEL_NAMES = ("mtc", "transformer", "cnn", "mtc_2task")
 DATASETS = tuple(TASKS)
@@ -45,7 +46,7 @@ _LOSS_RATIOS = {
 
 # Hyper-parameters that differ between the datasets (§3.3.2, Table 3, §4.4.2).
 _DATASET_DEFAULTS = {
-    "iscx": {"seq_len": 1500, "n_tokens": 30, "d_model": 50, "num_heads": 6},
+    "iscx": {"seq_len": VECTOR_LEN, "n_tokens": 30, "d_model": 50, "num_heads": 6},
     "cicids2017": {"seq_len": 49, "n_tokens": 7, "d_model": 7, "num_heads": 7},
 }
 
