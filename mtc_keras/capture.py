@@ -338,3 +338,16 @@ def iter_frames(path: str | os.PathLike, stats: CaptureStats | None = None) -> I
     """
     with Capture(path, stats=stats) as cap:
         yield from cap
+
+
+def manual_files(manual_dir) -> list:
+    """Every file under a dataset's manual folder, at any depth, sorted: ``[(path, shown)]`` with
+    ``path`` an ``etils.epath.Path`` and ``shown`` its path relative to the folder (for reports).
+    FileNotFoundError when the folder does not exist."""
+    from etils import epath
+
+    root = epath.Path(manual_dir)
+    if not root.exists():
+        raise FileNotFoundError(f"manual folder {root} does not exist")
+    files = sorted(directory / name for directory, _, names in root.walk() for name in names)
+    return [(path, str(path.relative_to(root))) for path in files]

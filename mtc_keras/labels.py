@@ -1,9 +1,11 @@
-"""Label tables for both datasets: the only place these names and mappings live.
+"""Label tables of the datasets: the only place these names and mappings live.
 
 ISCX VPN-nonVPN: the app (17), traffic (12) and aux (6) label spaces in the order of the
 MTC paper's Table 1, and the file-stem -> labels table of every known ISCX capture
 (``shared/iscx-vpn-nonvpn.md``). CICIDS2017: the raw-label -> attack/mal grouping of the
-paper's Table 2. A missing label is stored as ``MISSING`` (-1) and masked out of the loss.
+paper's Table 2. USTC-TFC2016: the 20 classes (10 benign applications, 10 malware families of
+W. Wang et al., ICOIN 2017) and the benign / malware grouping, with the file-stem rule.
+A missing label is stored as ``MISSING`` (-1) and masked out of the loss.
 """
 
 from __future__ import annotations
@@ -185,10 +187,62 @@ def cicids_mal(attack: int) -> int:
     return 0 if attack == CICIDS_ATTACKS.index("Benign") else 1
 
 
+# ------------------------------------------------------------------- USTC-TFC2016
+USTC_BENIGN_APPS = ("BitTorrent", "Facetime", "FTP", "Gmail", "MySQL", "Outlook", "Skype", "SMB",
+                    "Weibo", "WorldOfWarcraft")
+USTC_MALWARE_APPS = ("Cridex", "Geodo", "Htbot", "Miuref", "Neris", "Nsis-ay", "Shifu", "Tinba",
+                     "Virut", "Zeus")
+USTC_APPS = USTC_BENIGN_APPS + USTC_MALWARE_APPS  # the `app` task: one class per capture name
+USTC_MALWARE = ("Benign", "Malware")  # the `malware` task; also the dataset's two folder names
+USTC_CAPTURE_SUFFIXES = (".pcap", ".pcapng")
+USTC_ARCHIVE_SUFFIXES = (".7z",)
+_USTC_BY_STEM = {name.lower(): i for i, name in enumerate(USTC_APPS)}
+# A numbered part of a class's capture: 'Weibo-1', 'weibo_2', 'Weibo 3', 'Weibo4', 'Nsis-ay-1'.
+_USTC_PART = re.compile(r"(.+?)[-_ ]?\d+")
+
+
+@dataclasses.dataclass(frozen=True)
+class UstcLabels:
+    """Integer labels of one USTC-TFC2016 capture: its class and benign (0) / malware (1)."""
+
+    app: int
+    malware: int
+
+
+def ustc_stem(path: str) -> str:
+    """Lower-cased file name without directory and capture / archive suffix:
+    'Benign/Weibo-1.pcap' -> 'weibo-1', 'Malware/Nsis-ay.7z' -> 'nsis-ay'."""
+    name = os.path.basename(path).lower()
+    for suffix in USTC_CAPTURE_SUFFIXES + USTC_ARCHIVE_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def ustc_malware(app: int) -> int:
+    """malware class index (0 Benign, 1 Malware) of an app class index."""
+    return int(USTC_APPS[app] in USTC_MALWARE_APPS)
+
+
+def ustc_labels(path: str) -> UstcLabels | None:
+    """Labels of a USTC-TFC2016 capture or archive from its file name, or None for an unknown stem.
+
+    The stem must be a class name (case-insensitive, never a substring), optionally followed by
+    a part number: 'Weibo-2.pcap' is Weibo, 'Nsis-ay.pcap' is Nsis-ay, 'Weibo2x.pcap' is unknown.
+    """
+    stem = ustc_stem(path)
+    app = _USTC_BY_STEM.get(stem)
+    if app is None:
+        match = _USTC_PART.fullmatch(stem)
+        app = _USTC_BY_STEM.get(match.group(1)) if match else None
+    return None if app is None else UstcLabels(app=app, malware=ustc_malware(app))
+
+
 # ----------------------------------------------------------------------- the tasks
 # Task names are the model's output names, the tf.data label keys, the loss keys and
 # the report rows, everywhere.
 TASKS = {
     "iscx": {"app": ISCX_APPS, "traffic": ISCX_TRAFFIC, "aux": ISCX_AUX},
     "cicids2017": {"attack": CICIDS_ATTACKS, "mal": CICIDS_MAL},
+    "ustc_tfc2016": {"app": USTC_APPS, "malware": USTC_MALWARE},
 }

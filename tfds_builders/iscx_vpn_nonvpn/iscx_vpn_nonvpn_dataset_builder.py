@@ -47,7 +47,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
-import hashlib
 import multiprocessing
 import os
 import pickle
@@ -60,9 +59,15 @@ import tensorflow_datasets as tfds
 from absl import logging
 from etils import epath
 
-from mtc_keras import labels, packets
-
-SPLITS = (("train", 0.64), ("validation", 0.16), ("test", 0.20))
+from mtc_keras import capture, labels, packets
+from mtc_keras.splitting import SPLITS
+from mtc_keras.splitting import flow_split as _flow_split
+from mtc_keras.splitting import hash64 as _hash64
+from mtc_keras.splitting import in_an_earlier_split as _in_an_earlier_split
+from mtc_keras.splitting import lowest as _lowest
+from mtc_keras.splitting import mix64 as _mix64
+from mtc_keras.splitting import packet_split as _packet_split
+from mtc_keras.splitting import vector_hashes as _vector_hashes
 _CAPTURE_SUFFIXES = labels.ISCX_CAPTURE_SUFFIXES
 _BATCH = 16384  # frames per batch: about 25 MB of vectors per worker
 
@@ -75,20 +80,6 @@ class IscxConfig(tfds.core.BuilderConfig):
     mask_ports: bool = False  # zero the TCP/UDP ports (packets.mask_ports) in every vector
     max_packets_per_app: int = 50_000  # §3.2.3; half VPN, half non-VPN where both exist
     seed: int = 2016  # the sample and the split
-
-
-def _mix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: a well-spread uint64 hash of uint64 values (wraps on purpose)."""
-    x = np.asarray(x, np.uint64)
-    with np.errstate(over="ignore"):
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
-def _hash64(text: str | bytes) -> int:
-    data = text.encode() if isinstance(text, str) else text
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,17 +104,6 @@ def _local_file(source: _Source):
         shutil.copyfileobj(member, tmp, 1 << 22)
         tmp.flush()
         yield tmp.name
-
-
-def _vector_hashes(vectors: np.ndarray) -> np.ndarray:
-    return np.array([_hash64(row.tobytes()) for row in vectors], np.uint64)
-
-
-def _lowest(old: np.ndarray, new: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of `old` and of `new` that hold the `limit` lowest priorities of both together."""
-    merged = np.concatenate([old, new])
-    keep = np.arange(len(merged)) if len(merged) <= limit else np.sort(np.argpartition(merged, limit - 1)[:limit])
-    return keep[keep < len(old)], keep[keep >= len(old)] - len(old)
 
 
 def _scan_capture(job) -> dict:
@@ -207,13 +187,8 @@ def _map(function, jobs: list, workers: int | None):
 def find_captures(manual_dir) -> tuple[list[_Source], dict]:
     """Captures under `manual_dir` (any depth, zips included), one per ISCX name, and what
     was skipped: {"unknown_captures", "duplicate_captures", "unreadable_archives", "other_files"}."""
-    root = epath.Path(manual_dir)
-    if not root.exists():
-        raise FileNotFoundError(f"manual folder {root} does not exist")
     found, skipped = [], collections.defaultdict(list)
-    files = [directory / name for directory, _, names in root.walk() for name in names]
-    for path in sorted(files):
-        shown = str(path.relative_to(root))
+    for path, shown in capture.manual_files(manual_dir):
         lower = path.name.lower()
         if lower.endswith(".zip"):
             try:
@@ -249,32 +224,6 @@ def _quotas(non_vpn: int, vpn: int, cap: int) -> tuple[int, int]:
     """(non-VPN, VPN) packets to take: half each, a short side taking all and the other filling up."""
     take_vpn = min(vpn, cap // 2 + max(0, (cap - cap // 2) - non_vpn))
     return min(non_vpn, cap - take_vpn), take_vpn
-
-
-def _flow_split(flows: np.ndarray, seed: int) -> np.ndarray:
-    """Split index (0, 1, 2) for every packet of one class cell, whole flows to a split."""
-    unique, inverse, sizes = np.unique(flows, return_inverse=True, return_counts=True)
-    targets = np.array([fraction for _, fraction in SPLITS]) * len(flows)
-    assigned = np.zeros(len(SPLITS))
-    flow_split = np.zeros(len(unique), np.int64)
-    with np.errstate(over="ignore"):
-        order = np.argsort(_mix64(unique ^ np.uint64(_hash64(f"flow-order:{seed}"))), kind="stable")
-    for flow in order.tolist():
-        split = int(np.argmax(targets - assigned))  # furthest below its share
-        flow_split[flow] = split
-        assigned[split] += sizes[flow]
-    return flow_split[inverse.ravel()]
-
-
-def _packet_split(priorities: np.ndarray, seed: int) -> np.ndarray:
-    """Split index for every packet of one class cell: 64/16/20 in a seeded random order."""
-    n = len(priorities)
-    with np.errstate(over="ignore"):
-        order = np.argsort(_mix64(priorities ^ np.uint64(_hash64(f"packet-order:{seed}"))), kind="stable")
-    bounds = np.round(np.cumsum([fraction for _, fraction in SPLITS]) * n).astype(np.int64)
-    split = np.zeros(n, np.int64)
-    split[order] = np.searchsorted(bounds, np.arange(n), side="right")
-    return split
 
 
 def _tally_scan(result: dict, used: list, unreadable: list, incomplete: list,
@@ -320,18 +269,6 @@ def _choose_app(app: int, sides: dict, cap: int, seed: int, split_by_flow: bool,
         split[rows] = (_flow_split(part["flow"][rows], seed) if split_by_flow
                        else _packet_split(part["priority"][rows], seed))
     return dict(part, split=split, app=np.full(len(split), app))
-
-
-def _in_an_earlier_split(vectors: np.ndarray, split: np.ndarray) -> np.ndarray:
-    """Mask of packets whose vector (hash) also occurs in an earlier split (train, validation,
-    test order): dropping them keeps each vector in the first split that has it."""
-    order = np.lexsort((split, vectors))
-    vec, spl = vectors[order], split[order]
-    group_start = np.r_[True, vec[1:] != vec[:-1]]
-    first_split = spl[np.maximum.accumulate(np.where(group_start, np.arange(len(vec)), 0))]
-    drop = np.zeros(len(vec), bool)
-    drop[order] = spl != first_split
-    return drop
 
 
 def _class_counts(app, traffic, aux, vpn, weights=None) -> dict:
