@@ -1,7 +1,8 @@
-"""Shortcut probes: how far simple classifiers get on the same ISCX splits as MTC.
+"""Shortcut probes: how far simple classifiers get on the same packet splits as MTC.
 
     python -m experiments.probe --dataset_config=flow_split --data_dir=DIR --output_dir=DIR \
-        [--probe=header_gbt,logreg_bytes] [--seed=0] [--max_train_examples=N]
+        [--dataset=iscx|ustc_tfc2016] [--probe=header_gbt,logreg_bytes] [--seed=0] \
+        [--max_train_examples=N]
 
 - ``header_gbt``: gradient-boosted trees (scikit-learn's HistGradientBoostingClassifier) on the
   transport protocol, the two ports and the IP length only, read back from the stored vectors
@@ -10,7 +11,7 @@
 - ``logreg_bytes``: logistic regression on the first 64 bytes of the vector (/255): IP and
   transport headers plus the first payload bytes, as a linear model sees them.
 
-One classifier per task (app, traffic, aux), trained on the train split with the rows whose
+One classifier per task of the dataset (ISCX: app, traffic, aux; USTC-TFC2016: app, malware), trained on the train split with the rows whose
 label is MISSING left out; the validation split (when the config has one) only stops the trees
 early; nothing is chosen on test. Each probe writes ``OUTPUT_DIR/probe_<name>/`` in the layout
 of a training run (``mtc_keras.evaluation.write_reports``), with ``run.model = "probe_<name>"``,
@@ -29,11 +30,11 @@ from absl import app, flags, logging
 
 from mtc_keras.evaluation import evaluate_predictions, write_reports
 from mtc_keras.labels import MISSING, TASKS
-from mtc_keras.leakage import prepared_iscx_builder
+from mtc_keras.leakage import prepared_builder
 from mtc_keras.packets import header_fields
 
-DATASET = "iscx"
-BUILDER = "iscx_vpn_nonvpn"
+DATASET = "iscx"  # the default --dataset
+DATASETS = ("iscx", "ustc_tfc2016")  # the packet datasets (the probes read packet vectors)
 HEADER_FIELDS = ("protocol", "src_port", "dst_port", "ip_length")
 PREFIX_BYTES = 64
 
@@ -73,25 +74,32 @@ def _features(packets: np.ndarray) -> dict[str, np.ndarray]:
             "bytes": np.ascontiguousarray(packets[:, :PREFIX_BYTES])}
 
 
-def load_splits(data_dir: str, config: str, *, batch_size: int = 8192) -> dict[str, dict]:
-    """Per split of ``iscx_vpn_nonvpn/<config>``: {'header': [n, 4] int64, 'bytes': [n, 64]
+def _check_dataset(dataset: str) -> None:
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown probe dataset {dataset!r}; expected one of {list(DATASETS)}")
+
+
+def load_splits(data_dir: str, config: str, *, batch_size: int = 8192,
+                dataset: str = DATASET) -> dict[str, dict]:
+    """Per split of the built ``<dataset>/<config>``: {'header': [n, 4] int64, 'bytes': [n, 64]
     uint8, 'labels': {task: [n] int64}}. Streams, so only the features are held in memory."""
     import tensorflow_datasets as tfds
 
-    builder = prepared_iscx_builder(data_dir, config)
+    _check_dataset(dataset)
+    builder = prepared_builder(data_dir, config, dataset)
     splits = {}
     for split in builder.info.splits:
         parts = []
-        dataset = builder.as_dataset(split=split, batch_size=batch_size, shuffle_files=False)
-        for batch in tfds.as_numpy(dataset):
+        batches = builder.as_dataset(split=split, batch_size=batch_size, shuffle_files=False)
+        for batch in tfds.as_numpy(batches):
             parts.append({**_features(batch["packet"]),
-                          "labels": {task: batch[task].astype(np.int64) for task in TASKS[DATASET]}})
+                          "labels": {task: batch[task].astype(np.int64) for task in TASKS[dataset]}})
         if not parts:
             continue
         splits[split] = {
             "header": np.concatenate([p["header"] for p in parts]),
             "bytes": np.concatenate([p["bytes"] for p in parts]),
-            "labels": {task: np.concatenate([p["labels"][task] for p in parts]) for task in TASKS[DATASET]},
+            "labels": {task: np.concatenate([p["labels"][task] for p in parts]) for task in TASKS[dataset]},
         }
     return splits
 
@@ -136,12 +144,13 @@ def fit_task(probe: Probe, train_x, train_y, val_x=None, val_y=None, *, seed: in
     return model
 
 
-def run_probe(name: str, splits: dict[str, dict], *, seed: int = 0) -> tuple[dict, dict]:
+def run_probe(name: str, splits: dict[str, dict], *, seed: int = 0,
+              dataset: str = DATASET) -> tuple[dict, dict]:
     """Fit the probe per task on train, predict test; returns (metrics, run facts)."""
     probe = PROBES[name]
     train, test, validation = splits["train"], splits["test"], splits.get("validation")
     predictions, labels, facts = {}, {}, {"train_examples": {}, "fit_seconds": {}}
-    for task in TASKS[DATASET]:
+    for task in TASKS[dataset]:
         start = time.perf_counter()
         model = fit_task(probe, train[probe.features], train["labels"][task],
                          None if validation is None else validation[probe.features],
@@ -153,29 +162,29 @@ def run_probe(name: str, splits: dict[str, dict], *, seed: int = 0) -> tuple[dic
         labels[task] = test["labels"][task]
         facts["train_examples"][task] = int((train["labels"][task] != MISSING).sum())
         facts["fit_seconds"][task] = round(time.perf_counter() - start, 3)
-    return evaluate_predictions(labels, predictions, DATASET), facts
+    return evaluate_predictions(labels, predictions, dataset), facts
 
 
 def run_probes(data_dir: str, config: str, output_dir: str, probes: Sequence[str] = tuple(PROBES),
                *, seed: int = 0, max_train_examples: int | None = None,
-               threads: int | None = None) -> dict[str, str]:
-    """Run each probe on ``iscx_vpn_nonvpn/<config>``; returns {probe: its run directory}."""
+               threads: int | None = None, dataset: str = DATASET) -> dict[str, str]:
+    """Run each probe on the built ``<dataset>/<config>``; returns {probe: its run directory}."""
     from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
 
     unknown = [name for name in probes if name not in PROBES]
     if unknown:
         raise ValueError(f"unknown probes {unknown}; expected some of {list(PROBES)}")
-    splits = load_splits(data_dir, config)
+    splits = load_splits(data_dir, config, dataset=dataset)
     missing = {"train", "test"} - set(splits)
     if missing:
-        raise ValueError(f"{BUILDER}/{config} in {data_dir} has no {sorted(missing)} examples")
+        raise ValueError(f"{dataset}/{config} in {data_dir} has no {sorted(missing)} examples")
     splits["train"] = subsample(splits["train"], max_train_examples, seed)
     written = {}
     for name in probes:
         with threadpool_limits(threads):
-            metrics, facts = run_probe(name, splits, seed=seed)
+            metrics, facts = run_probe(name, splits, seed=seed, dataset=dataset)
         run_dir = os.path.join(output_dir, f"probe_{name}")
-        run_info = {"model": f"probe_{name}", "dataset": DATASET, "dataset_config": config,
+        run_info = {"model": f"probe_{name}", "dataset": dataset, "dataset_config": config,
                     "features": PROBES[name].description, "seed": seed,
                     "max_train_examples": max_train_examples, "data_dir": data_dir,
                     "test_examples": int(len(splits["test"]["header"])), **facts}
@@ -190,8 +199,9 @@ def run_probes(data_dir: str, config: str, output_dir: str, probes: Sequence[str
 def define_flags() -> None:
     """The command's flags. Defined only when run as a command: experiments.iscx has flags of
     the same names, and both modules are imported in one process by the tests."""
-    flags.DEFINE_string("dataset_config", "flow_split", f"{BUILDER} config (split) to probe, e.g. "
-                        "paper, flow_split, flow_split_masked.")
+    flags.DEFINE_enum("dataset", DATASET, DATASETS, "Packet dataset the config belongs to.")
+    flags.DEFINE_string("dataset_config", "flow_split", "Dataset config (split) to probe, e.g. "
+                        "paper, flow_split, flow_split_masked (ISCX).")
     flags.DEFINE_string("data_dir", None, "TFDS data_dir holding the built dataset.")
     flags.DEFINE_string("output_dir", None, "Each probe writes OUTPUT_DIR/probe_<name>/.")
     flags.DEFINE_list("probe", list(PROBES), f"Probes to run, of {list(PROBES)}.")
@@ -210,7 +220,8 @@ def main(argv: Sequence[str]) -> None:
         raise app.UsageError("--data_dir and --output_dir are required")
     try:
         run_probes(FLAGS.data_dir, FLAGS.dataset_config, FLAGS.output_dir, FLAGS.probe,
-                   seed=FLAGS.seed, max_train_examples=FLAGS.max_train_examples, threads=FLAGS.threads)
+                   seed=FLAGS.seed, max_train_examples=FLAGS.max_train_examples, threads=FLAGS.threads,
+                   dataset=FLAGS.dataset)
     except ValueError as error:
         raise app.UsageError(str(error)) from error
 

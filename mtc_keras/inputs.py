@@ -28,6 +28,7 @@ from mtc_keras.labels import MISSING, TASKS
 _DATASETS = {
     "iscx": ("iscx_vpn_nonvpn", "tfds_builders.iscx_vpn_nonvpn", "packet"),
     "cicids2017": ("cicids2017", "tfds_builders.cicids2017", "features"),
+    "ustc_tfc2016": ("ustc_tfc2016", "tfds_builders.ustc_tfc2016", "packet"),
 }
 SHUFFLE_BUFFER = 16_384
 

@@ -13,7 +13,7 @@ compared by a 16-byte BLAKE2b digest of their bytes (a collision is ~2^-64 likel
 so train can be summarised in one streaming pass and never held whole in memory.
 
 ``leakage_figures`` works on arrays (a builder calls it with the splits it wrote);
-``leakage_from_tfds`` reads a built ISCX config back and computes the same figures.
+``leakage_from_tfds`` reads a built ISCX (or USTC-TFC2016) config back and computes the same figures.
 """
 
 from __future__ import annotations
@@ -126,25 +126,34 @@ def _batches(builder, split: str, batch_size: int) -> Iterable[tuple[np.ndarray,
         yield batch["flow_id"], batch["packet"]
 
 
-def prepared_iscx_builder(data_dir: str, config: str):
-    """The ``iscx_vpn_nonvpn/<config>`` builder of ``data_dir``; ValueError when the config is
-    unknown or not built there (with the command that builds it)."""
+def prepared_builder(data_dir: str, config: str, dataset: str = "iscx"):
+    """The built ``<dataset's TFDS name>/<config>`` builder of ``data_dir`` (dataset: a packet
+    dataset key of mtc_keras.labels.TASKS, "iscx" or "ustc_tfc2016"); ValueError when the
+    config is unknown or not built there (with the command that builds it)."""
     import tensorflow_datasets as tfds
 
-    import tfds_builders.iscx_vpn_nonvpn  # noqa: F401  (registers the builder)
+    from mtc_keras.inputs import tfds_name  # registers the builder
 
-    builder = tfds.builder(f"iscx_vpn_nonvpn/{config}", data_dir=data_dir)  # ValueError if unknown
+    name = tfds_name(dataset, config)  # ValueError for an unknown dataset
+    builder = tfds.builder(name, data_dir=data_dir)  # ValueError if the config is unknown
     if not builder.is_prepared():
-        raise ValueError(f"iscx_vpn_nonvpn/{config} is not built in {data_dir}: run `tfds build "
-                         f"tfds_builders/iscx_vpn_nonvpn --config={config} --data_dir={data_dir} "
+        folder = name.split("/")[0]
+        raise ValueError(f"{name} is not built in {data_dir}: run `tfds build "
+                         f"tfds_builders/{folder} --config={config} --data_dir={data_dir} "
                          f"--manual_dir=CAPTURES` first")
     return builder
 
 
+def prepared_iscx_builder(data_dir: str, config: str):
+    """``prepared_builder`` of ISCX VPN-nonVPN."""
+    return prepared_builder(data_dir, config, "iscx")
+
+
 def leakage_from_tfds(data_dir: str, config: str, *, train_split: str = "train",
-                      test_split: str = "test", batch_size: int = 4096) -> dict:
-    """``leakage_figures`` of a built ``iscx_vpn_nonvpn/<config>`` in ``data_dir``, streamed."""
-    builder = prepared_iscx_builder(data_dir, config)
+                      test_split: str = "test", batch_size: int = 4096, dataset: str = "iscx") -> dict:
+    """``leakage_figures`` of a built ``<dataset>/<config>`` (default ``iscx_vpn_nonvpn``) in
+    ``data_dir``, streamed."""
+    builder = prepared_builder(data_dir, config, dataset)
     counter = LeakageCounter()
     for flow_ids, packets in _batches(builder, train_split, batch_size):
         counter.add_train(flow_ids, packets)

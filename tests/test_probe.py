@@ -148,3 +148,29 @@ def test_probe_refuses_unknown_probes_and_unbuilt_configs(tmp_path):
         probe.run_probes(str(tmp_path), "paper", str(tmp_path), ["ports_only"])
     with pytest.raises(ValueError, match="tfds build tfds_builders/iscx_vpn_nonvpn --config=paper"):
         probe.run_probes(str(tmp_path / "empty"), "paper", str(tmp_path))
+
+
+def test_probes_and_leakage_on_a_ustc_tfc2016_config(tmp_path):
+    """--dataset=ustc_tfc2016: the probes train one classifier per USTC task (app, malware) on
+    the built config, and leakage_from_tfds reads it back to the figures its build report has."""
+    import tfds_builders.ustc_tfc2016  # noqa: F401  (registers the builder)
+    from tfds_builders.ustc_tfc2016 import make_dummy_data
+
+    data_dir = str(tmp_path / "tfds")
+    builder = tfds.builder("ustc_tfc2016/paper", data_dir=data_dir)
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=str(make_dummy_data.DUMMY_DATA)))
+    written = probe.run_probes(data_dir, "paper", str(tmp_path / "probes"), ["header_gbt"], seed=0,
+                               threads=1, dataset="ustc_tfc2016")
+    metrics = evaluation.read_metrics(written["header_gbt"])
+    assert metrics["run"]["dataset"] == "ustc_tfc2016"
+    assert [key for key in metrics if key != "run"] == list(TASKS["ustc_tfc2016"])
+    assert metrics["run"]["test_examples"] == builder.info.splits["test"].num_examples
+    stored = builder.info.metadata["build_report"]["leakage"]
+    computed = leakage.leakage_from_tfds(data_dir, "paper", dataset="ustc_tfc2016")
+    assert computed == pytest.approx({key: stored[key] for key in computed})
+    assert computed["test_packets_with_flow_in_train"] > 0
+    with pytest.raises(ValueError, match="unknown probe dataset"):
+        probe.run_probes(data_dir, "paper", str(tmp_path), dataset="cicids2017")
+    with pytest.raises(ValueError, match="tfds build tfds_builders/ustc_tfc2016 --config=flow_split"):
+        probe.run_probes(data_dir, "flow_split", str(tmp_path), dataset="ustc_tfc2016")

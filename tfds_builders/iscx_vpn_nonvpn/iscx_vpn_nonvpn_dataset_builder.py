@@ -68,6 +68,7 @@ from mtc_keras.splitting import lowest as _lowest
 from mtc_keras.splitting import mix64 as _mix64
 from mtc_keras.splitting import packet_split as _packet_split
 from mtc_keras.splitting import vector_hashes as _vector_hashes
+from tfds_builders.features import packet_feature
 _CAPTURE_SUFFIXES = labels.ISCX_CAPTURE_SUFFIXES
 _BATCH = 16384  # frames per batch: about 25 MB of vectors per worker
 
@@ -447,10 +448,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         label_doc = "class index into metadata['class_names']['{}']; -1 where the capture has no {} label"
         return self.dataset_info_from_configs(
             features=tfds.features.FeaturesDict({
-                "packet": tfds.features.Tensor(
-                    shape=(packets.VECTOR_LEN,), dtype=np.uint8, encoding=tfds.features.Encoding.BYTES,
-                    doc="IP packet, addresses and checksums zeroed, TCP header cut / UDP header padded "
-                        "to 20 bytes, zero-padded or truncated to 1500 bytes (mtc_keras.packets)"),
+                "packet": packet_feature(),
                 "app": tfds.features.Scalar(np.int64, doc=label_doc.format("app", "app")),
                 "traffic": tfds.features.Scalar(np.int64, doc=label_doc.format("traffic", "traffic-type (Tor)")),
                 "aux": tfds.features.Scalar(np.int64, doc=label_doc.format("aux", "traffic-type (Tor)")),

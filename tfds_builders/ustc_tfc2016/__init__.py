@@ -1,0 +1,9 @@
+"""USTC-TFC2016 TFDS builder. Importing this package registers `ustc_tfc2016`:
+
+    import tfds_builders.ustc_tfc2016  # noqa: F401
+    ds = tfds.load("ustc_tfc2016/flow_split", split="train", data_dir=DATA_DIR)
+"""
+
+from .ustc_tfc2016_dataset_builder import Builder, UstcConfig
+
+__all__ = ["Builder", "UstcConfig"]
