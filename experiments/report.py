@@ -31,6 +31,11 @@ _OUTPUT = flags.DEFINE_string("output", None, "Also write the markdown report to
 
 TABLE4_DATASETS = ("iscx", "cicids2017")  # the paper's Table 4
 TABLE4_TASKS = tuple(task for dataset in TABLE4_DATASETS for task in TASKS[dataset])
+# Datasets the paper does not evaluate on: a table of their own, our runs only (no published
+# row is quoted that this project has not checked against its source).
+OTHER_DATASET_TABLES = {
+    "ustc_tfc2016": "USTC-TFC2016 (not in the MTC paper): F1 (%) and recall (%) of our runs",
+}
 NO_VALUE = "–"
 
 
@@ -105,6 +110,7 @@ def paper_row(label: str, cells: Sequence[PaperRow]) -> Row:
 def table4_rows(runs: Sequence[Run], extra_rows: Sequence[Row] = ()) -> list[Row]:
     """Table 4: per model, the paper's row then ours; ``extra_rows`` and runs of unknown
     models (e.g. probes) go under the MTC rows."""
+    runs = [run for run in runs if run.info["dataset"] in TABLE4_DATASETS]
     extra = list(extra_rows) + [run_row(run, run.info["model"]) for run in runs
                                 if paper_key(run) is None]
     rows = []
@@ -130,6 +136,16 @@ def sweep_rows(table: str, runs: Sequence[Run]) -> list[Row]:
     rows += [run_row(run, run.info["model"]) for run in runs
              if paper_key(run) is None and run.info["dataset"] in datasets]
     return rows
+
+
+def dataset_rows(dataset: str, runs: Sequence[Run]) -> list[Row]:
+    """A dataset outside the paper: its runs, the models in MODEL_NAMES order, then the others
+    (probes), each labelled by its model and saying its split."""
+    order = {model: i for i, model in enumerate(MODEL_NAMES)}
+    mine = sorted((run for run in runs if run.info["dataset"] == dataset),
+                  key=lambda run: (order.get(run.info["model"], len(order)), run.info["model"],
+                                   str(run.info["dataset_config"]), run.path))
+    return [run_row(run, MODEL_NAMES.get(run.info["model"], run.info["model"])) for run in mine]
 
 
 def _number(value: float | None) -> str:
@@ -164,6 +180,10 @@ def build_report(runs: Sequence[Run], *, extra_rows: Sequence[Row] = (),
         if any(paper_key(run) in {cell.key for cell in cells} for run in runs):
             tasks = tuple(dict.fromkeys(task for cell in cells for task in cell.scores))
             parts.append(render_table(TABLES[table], tasks, sweep_rows(table, runs)))
+    for dataset, title in OTHER_DATASET_TABLES.items():
+        rows = dataset_rows(dataset, runs)
+        if rows:
+            parts.append(render_table(title, tuple(TASKS[dataset]), rows))
     parts += list(extra_sections)
     return "\n\n".join(parts) + "\n"
 

@@ -1,4 +1,4 @@
-"""Classify every packet of a capture with an exported ISCX model.
+"""Classify every packet of a capture with an exported packet model (ISCX or USTC-TFC2016).
 
     python -m mtc_keras.classify --model RUN_DIR/export --pcap FILE [--pcap FILE2 ...] [--output preds.csv]
     mtc-classify --model RUN_DIR/export --pcap FILE [--output preds.csv]
@@ -36,7 +36,7 @@ def define_flags() -> None:
     next to other absl programs (tests, notebooks) cannot clash over names like --output."""
     if "pcap" in FLAGS:
         return
-    flags.DEFINE_string("model", None, "An ISCX export folder (RUN_DIR/export).")
+    flags.DEFINE_string("model", None, "An ISCX or USTC-TFC2016 export folder (RUN_DIR/export).")
     flags.DEFINE_multi_string(
         "pcap", None, "A capture to classify (pcap or pcapng); repeat the flag for several.")
     flags.DEFINE_string(
@@ -112,9 +112,9 @@ def load_model(model_dir: str):
     import tensorflow as tf
 
     description = read_labels(model_dir)
-    if description["dataset"] != "iscx":
+    if description.get("input", {}).get("name") != "packet":  # ISCX, USTC-TFC2016
         raise ValueError(f"{model_dir} is a {description['dataset']} model; classifying a "
-                         "capture needs an ISCX (packet) model")
+                         "capture needs a packet model (ISCX VPN-nonVPN or USTC-TFC2016)")
     tf.config.set_visible_devices([], "GPU")
     # The export holds no gradients; TensorFlow's warning that it cannot restore them is noise.
     verbosity = logging.get_verbosity()

@@ -70,6 +70,22 @@ def test_report_puts_each_run_beside_the_paper_row_of_its_model(two_runs):
     assert "## Table 6" not in markdown and "## Table 9" not in markdown
 
 
+def test_ustc_runs_get_a_table_of_their_own_and_stay_out_of_table4(tmp_path):
+    mtc = _write_run(tmp_path / "ustc_mtc", "ustc_tfc2016", "mtc", "flow_split", ["app", "malware"])
+    _write_run(tmp_path / "probe_header_gbt", "ustc_tfc2016", "probe_header_gbt", "paper", ["app", "malware"])
+    _write_run(tmp_path / "iscx_mtc", "iscx", "mtc", "flow_split", ["app", "traffic", "aux"])
+    paths = [str(tmp_path / name) for name in ("probe_header_gbt", "ustc_mtc", "iscx_mtc")]
+    markdown = report.build_report(report.load_runs(paths))
+    table4, ustc = markdown.split("## USTC-TFC2016")
+    assert paths[0] not in table4 and paths[1] not in table4 and paths[2] in table4
+    assert "| row | source | split | app F1 | app Rc | malware F1 | malware Rc | run |" in ustc
+    rows = [line for line in ustc.splitlines() if line.startswith("| ") and "ours" in line]
+    assert [row.split("|")[1].strip() for row in rows] == ["MTC", "probe_header_gbt"]  # models first
+    cells = _row(markdown, paths[1])
+    assert cells[:3] == ["MTC", "ours", "flow_split"]
+    assert float(cells[5]) == pytest.approx(100 * mtc["malware"]["macro_f1"], abs=0.005)
+
+
 def test_report_handles_missing_tasks_sweep_cells_and_unknown_models(tmp_path):
     _write_run(tmp_path / "two", "iscx", "mtc_2task", "paper", ["app", "traffic"])
     _write_run(tmp_path / "epochs", "iscx", "mtc", "paper", ["app", "traffic", "aux"],
@@ -158,8 +174,21 @@ def _parse(cfg: pathlib.Path) -> flags.FlagValues:
     return fv
 
 
+USTC_CONFIGS = {"ustc_mtc", "ustc_transformer", "ustc_cnn"}  # not in the paper
+
+
 def test_there_is_one_flagfile_per_paper_row_and_cell_plus_the_demo():
-    assert {cfg.stem for cfg in CONFIGS.glob("*.cfg")} == set(PAPER_ROWS) | {"demo"}
+    assert {cfg.stem for cfg in CONFIGS.glob("*.cfg")} == set(PAPER_ROWS) | {"demo"} | USTC_CONFIGS
+
+
+@pytest.mark.parametrize("key", sorted(USTC_CONFIGS))
+def test_ustc_flagfiles_train_the_leak_free_split_with_one_weight_per_task(key):
+    cfg = CONFIGS / f"{key}.cfg"
+    fv = _parse(cfg)
+    assert fv.model == key.removeprefix("ustc_")
+    assert (fv.dataset_config, fv.output_dir) == ("flow_split", f"runs/{key}")
+    assert fv.loss_weights == ["2", "1"] and len(fv.loss_weights) == len(TASKS["ustc_tfc2016"])
+    assert "flow_split is the leak-free" in cfg.read_text()
 
 
 @pytest.mark.parametrize("key", sorted(PAPER_ROWS))
