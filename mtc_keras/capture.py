@@ -6,6 +6,10 @@ size. Frames come out either one at a time, ``(linktype, frame bytes)``, or in b
 (:class:`FrameBlock`: one buffer plus offset / length / link-type arrays) that
 :mod:`mtc_keras.packets` turns into vectors with numpy, without a Python object per frame.
 
+:meth:`Capture.from_stream` reads a stream that cannot seek (standard input, a pipe from
+``tcpdump -w -``) as it arrives: each block holds the frames that were there, not a full chunk.
+Every block carries the frames' capture times (``FrameBlock.timestamps``, seconds).
+
 A truncated last record or a corrupt block (impossible lengths, a bad trailer, an undefined
 interface) ends the file: everything read before it is kept, a warning is logged and
 :class:`CaptureStats` records it. A file that is neither pcap nor pcapng raises
@@ -47,6 +51,7 @@ _MAX_BLOCK = 16 * 1024 * 1024  # libpcap's limit on a pcapng block
 # so consumers may read fixed-size windows past a frame's end without bounds checks.
 TAIL_PAD = 4096
 CHUNK_SIZE = 4 * 1024 * 1024
+STREAM_CHUNK_SIZE = 256 * 1024  # a stream's buffer: one read takes what has arrived, up to this
 
 
 class CaptureFormatError(ValueError):
@@ -81,13 +86,18 @@ class FrameBlock:
     offsets: np.ndarray  # int64
     lengths: np.ndarray  # int64, captured length
     linktypes: np.ndarray  # int64, per frame (pcapng interfaces may differ)
+    # float64 seconds (since the epoch, as the capture says), per frame; NaN where the record
+    # has none (pcapng simple packet blocks); None for hand-built blocks.
+    timestamps: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.offsets)
 
     def __getitem__(self, index: slice) -> "FrameBlock":
         """The frames in a slice, sharing the buffer."""
-        return FrameBlock(self.data, self.offsets[index], self.lengths[index], self.linktypes[index])
+        times = None if self.timestamps is None else self.timestamps[index]
+        return FrameBlock(self.data, self.offsets[index], self.lengths[index], self.linktypes[index],
+                          times)
 
     def frames(self) -> Iterator[tuple[int, bytes]]:
         view = memoryview(self.data)
@@ -99,9 +109,13 @@ class _Buffer:
     """A window on the file: ``buf[pos:end]`` holds unread bytes; refilling allocates a new
     buffer (blocks already handed out keep theirs) and carries the unread bytes over."""
 
-    def __init__(self, f: BinaryIO, chunk_size: int):
+    def __init__(self, f: BinaryIO, chunk_size: int, stream: bool = False, head: bytes = b""):
         self.f, self.chunk_size = f, chunk_size
-        self.buf, self.pos, self.end = bytearray(TAIL_PAD), 0, 0
+        self.buf, self.pos, self.end = bytearray(head) + bytearray(TAIL_PAD), 0, len(head)
+        # A stream is read only until ``need`` bytes are there (one read returns what has
+        # arrived), so frames come out as they arrive; a file fills the whole chunk.
+        self.stream = stream
+        self._read = getattr(f, "readinto1", f.readinto) if stream else f.readinto
 
     def fill(self, need: int) -> bool:
         """Make at least ``need`` unread bytes available; False when the file ends first."""
@@ -112,8 +126,9 @@ class _Buffer:
         new = bytearray(size + TAIL_PAD)
         new[:have] = memoryview(self.buf)[self.pos : self.end]
         view = memoryview(new)
-        while have < size:
-            n = self.f.readinto(view[have:size])
+        target = need if self.stream else size
+        while have < target:
+            n = self._read(view[have:size])
             if not n:
                 break
             have += n
@@ -125,6 +140,10 @@ def sniff_format(path: str | os.PathLike) -> str:
     """'pcap' or 'pcapng' from the magic number; CaptureFormatError for anything else."""
     with open(path, "rb") as f:
         head = f.read(4)
+    return _format_of(head, os.fspath(path))
+
+
+def _format_of(head: bytes, name: str) -> str:
     if len(head) == 4:
         magic = struct.unpack("<I", head)[0]
         if magic in _PCAP_MAGICS:
@@ -132,8 +151,47 @@ def sniff_format(path: str | os.PathLike) -> str:
         if magic == _PCAPNG_SHB:
             return "pcapng"
     raise CaptureFormatError(
-        f"{os.fspath(path)}: not a pcap or pcapng capture (magic {head.hex() or 'empty file'})"
+        f"{name}: not a pcap or pcapng capture (magic {head.hex() or 'empty file'})"
     )
+
+
+def _read_head(f: BinaryIO, n: int) -> bytes:
+    """The first ``n`` bytes of a stream (fewer only at its end), without seeking."""
+    head = b""
+    read = getattr(f, "read1", f.read)
+    while len(head) < n:
+        part = read(n - len(head))
+        if not part:
+            break
+        head += part
+    return head
+
+
+_NANO_MAGICS = (0xA1B23C4D, 0x4D3CB2A1)
+
+
+def _record_times(data: np.ndarray, starts: np.ndarray, order: str) -> np.ndarray:
+    """Two 32-bit words at each start (pcap: seconds, fraction; pcapng: high, low) as [n, 2]."""
+    raw = data[starts[:, None] + np.arange(8)]
+    return raw.view(np.dtype(order + "u4")).astype(np.float64)
+
+
+def _idb_resolution(buf, pos: int, blen: int, order: str) -> tuple[float, float]:
+    """(seconds per timestamp unit, offset in seconds) from an interface description's
+    if_tsresol (9) and if_tsoffset (14) options; pcapng's default is microseconds."""
+    unit, offset = 1e-6, 0.0
+    at, stop = pos + 16, pos + blen - 4
+    while at + 4 <= stop:
+        code, length = struct.unpack_from(order + "HH", buf, at)
+        if code == 0 or at + 4 + length > stop:
+            break
+        if code == 9 and length >= 1:
+            value = buf[at + 4]
+            unit = 2.0 ** -(value & 0x7F) if value & 0x80 else 10.0 ** -value
+        elif code == 14 and length >= 8:
+            offset = float(struct.unpack_from(order + "q", buf, at + 4)[0])
+        at += 4 + length + (-length % 4)
+    return unit, offset
 
 
 class Capture:
@@ -149,11 +207,32 @@ class Capture:
         self.stats = stats if stats is not None else CaptureStats(path=self.path)
         self.stats.path, self.stats.format = self.path, fmt
         self._f = open(self.path, "rb")
+        self._owns_file = True
         self._buffer = _Buffer(self._f, chunk_size)
         self._started = False
 
+    @classmethod
+    def from_stream(cls, f: BinaryIO, name: str = "<stdin>", chunk_size: int = STREAM_CHUNK_SIZE,
+                    stats: CaptureStats | None = None) -> "Capture":
+        """A capture read from a binary stream that need not seek (``sys.stdin.buffer``, a pipe,
+        a socket file), as it arrives: a block is yielded as soon as the bytes read so far hold
+        whole records. Reads the 4-byte magic at once: CaptureFormatError naming ``name`` for a
+        stream that is not pcap or pcapng (an empty stream included). ``close`` leaves ``f`` open.
+        """
+        head = _read_head(f, 4)
+        fmt = _format_of(head, name)
+        self = cls.__new__(cls)
+        self.path = name
+        self.stats = stats if stats is not None else CaptureStats(path=name)
+        self.stats.path, self.stats.format = name, fmt
+        self._f, self._owns_file = f, False
+        self._buffer = _Buffer(f, chunk_size, stream=True, head=head)
+        self._started = False
+        return self
+
     def close(self) -> None:
-        self._f.close()
+        if self._owns_file:
+            self._f.close()
 
     def __enter__(self) -> "Capture":
         return self
@@ -183,12 +262,20 @@ class Capture:
         stats.problem = f"{self.path}: {what}; kept the {stats.frames} frames read before it"
         log.warning("%s", stats.problem)
 
-    def _block(self, offsets, lengths, linktypes) -> FrameBlock:
+    def _where(self) -> str:
+        """'byte N' for a file; a stream has no tell(), so its byte count so far."""
+        try:
+            return f"byte {self._f.tell() - (self._buffer.end - self._buffer.pos)}"
+        except (OSError, ValueError):
+            return "a record"
+
+    def _block(self, offsets, lengths, linktypes, timestamps=None) -> FrameBlock:
         return FrameBlock(
             np.frombuffer(self._buffer.buf, np.uint8),
             np.asarray(offsets, np.int64),
             np.asarray(lengths, np.int64),
             np.asarray(linktypes, np.int64),
+            timestamps,
         )
 
     # ----------------------------------------------------------------------------- pcap
@@ -199,6 +286,7 @@ class Capture:
             return
         magic = struct.unpack_from("<I", b.buf, 0)[0]
         order, extra = _PCAP_MAGICS[magic]
+        fraction = 1e-9 if magic in _NANO_MAGICS else 1e-6
         snaplen, linktype = struct.unpack_from(order + "II", b.buf, 16)
         linktype &= 0xFFFF  # the upper bits hold FCS-length flags
         max_caplen = max(snaplen, _MAX_CAPLEN)
@@ -215,7 +303,8 @@ class Capture:
                     break
                 caplen = caplen_at(buf, pos + 8)[0]
                 if caplen > max_caplen:
-                    corrupt = f"record at byte {self._f.tell() - (end - pos)} claims {caplen} bytes"
+                    b.pos = pos
+                    corrupt = f"record at {self._where()} claims {caplen} bytes"
                     break
                 if pos + hdr + caplen > end:
                     need = hdr + caplen
@@ -225,7 +314,10 @@ class Capture:
                 pos += hdr + caplen
             b.pos = pos
             if offsets:
-                yield self._block(offsets, lengths, np.full(len(offsets), linktype))
+                starts = np.asarray(offsets, np.int64) - hdr
+                words = _record_times(np.frombuffer(buf, np.uint8), starts, order)
+                yield self._block(offsets, lengths, np.full(len(offsets), linktype),
+                                  words[:, 0] + words[:, 1] * fraction)
             if corrupt:
                 self._stop("corrupt", corrupt)
                 return
@@ -242,9 +334,10 @@ class Capture:
         order = "<"
         if_linktypes: list[int] = []  # link type of each interface of the current section
         if_snaplens: list[int] = []
+        if_units: list[tuple[float, float]] = []  # (seconds per unit, offset) per interface
         while True:
             buf, pos, end = b.buf, b.pos, b.end
-            offsets, lengths, ifaces = [], [], []
+            offsets, lengths, ifaces, stamp_at = [], [], [], []
             need, corrupt, new_section = 12, None, False
             u2 = struct.Struct(order + "II").unpack_from
             u1 = struct.Struct(order + "I").unpack_from
@@ -275,6 +368,7 @@ class Capture:
                     offsets.append(pos + 28)
                     lengths.append(caplen)
                     ifaces.append(iface)
+                    stamp_at.append(pos + 12)
                 elif btype == 3:  # simple packet block: interface 0, length from the block
                     if not if_linktypes:
                         corrupt = "simple packet block before any interface description"
@@ -285,17 +379,21 @@ class Capture:
                     offsets.append(pos + 12)
                     lengths.append(caplen)
                     ifaces.append(0)
+                    stamp_at.append(-1)
                 elif btype == 1:  # interface description
                     if blen < 20:
                         corrupt = f"interface description block of {blen} bytes"
                         break
                     if_linktypes.append(u16(buf, pos + 8)[0])
                     if_snaplens.append(u1(buf, pos + 12)[0])
+                    if_units.append(_idb_resolution(buf, pos, blen, order))
                 pos += blen  # other blocks (name resolution, statistics, custom...) hold no frames
             b.pos = pos
             if offsets:
-                lts = np.asarray(if_linktypes, np.int64)[np.asarray(ifaces, np.int64)]
-                yield self._block(offsets, lengths, lts)
+                iface_of = np.asarray(ifaces, np.int64)
+                lts = np.asarray(if_linktypes, np.int64)[iface_of]
+                yield self._block(offsets, lengths, lts,
+                                  self._pcapng_times(buf, stamp_at, iface_of, if_units, order))
             if corrupt:
                 self._stop("corrupt", corrupt)
                 return
@@ -316,7 +414,7 @@ class Capture:
                     self._stop("truncated", "file ends inside a section header block")
                     return
                 b.pos += blen
-                if_linktypes, if_snaplens = [], []  # interfaces are per section
+                if_linktypes, if_snaplens, if_units = [], [], []  # interfaces are per section
                 continue
             if len(offsets) == max_frames:
                 continue
@@ -324,6 +422,18 @@ class Capture:
                 if b.end > b.pos:
                     self._stop("truncated", "file ends inside the last block")
                 return
+
+
+    @staticmethod
+    def _pcapng_times(buf, stamp_at, iface_of, if_units, order) -> np.ndarray:
+        """Seconds per frame from the 64-bit (high, low) timestamps of enhanced / obsolete
+        packet blocks at ``stamp_at``; -1 there marks a simple packet block, which has none: NaN."""
+        stamp_at = np.asarray(stamp_at, np.int64)
+        has = stamp_at >= 0
+        units = np.asarray(if_units, np.float64).reshape(-1, 2)[iface_of]
+        words = _record_times(np.frombuffer(buf, np.uint8), np.where(has, stamp_at, 0), order)
+        times = (words[:, 0] * 4294967296.0 + words[:, 1]) * units[:, 0] + units[:, 1]
+        return np.where(has, times, np.nan)
 
 
 def open_capture(path: str | os.PathLike, chunk_size: int = CHUNK_SIZE) -> Capture:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import tensorflow as tf
 
 from mtc_keras.labels import TASKS
@@ -56,11 +57,13 @@ def with_quantile_transform(model, quantiles, references):
     return keras.Model(raw, model(normalised), name=f"{model.name}_raw_features")
 
 
-def export(model, export_dir: str, dataset: str, *, quantiles=None) -> str:
+def export(model, export_dir: str, dataset: str, *, quantiles=None, thresholds=None) -> str:
     """Write the SavedModel and labels.json to export_dir; returns export_dir.
 
     quantiles: for cicids2017, the (quantiles, references) pair of the builder's transform
     (``mtc_keras.cicids.load_quantile_transform``); required there, refused for ISCX.
+    thresholds: what ``fit_confidence_thresholds`` returned (on the validation split); stored
+    in labels.json as ``thresholds``, where ``mtc-classify`` reads its "unknown" limits.
     """
     import keras
 
@@ -74,6 +77,8 @@ def export(model, export_dir: str, dataset: str, *, quantiles=None) -> str:
         model = with_quantile_transform(model, *quantiles)
     elif quantiles is not None:
         raise ValueError(f"{dataset} models take packets; quantiles are only for cicids2017")
+    if thresholds is not None:
+        thresholds = check_thresholds(thresholds, tasks)
     spec = serving_spec(model)
 
     archive = keras.export.ExportArchive()
@@ -98,6 +103,8 @@ def export(model, export_dir: str, dataset: str, *, quantiles=None) -> str:
         "input": {"name": spec.name, "dtype": spec.dtype.name, "shape": spec.shape.as_list()},
         "tasks": {task: list(TASKS[dataset][task]) for task in tasks},
     }
+    if thresholds is not None:
+        description["thresholds"] = thresholds
     with open(os.path.join(export_dir, LABELS_FILE), "w", encoding="utf-8") as f:
         json.dump(description, f, indent=2)
         f.write("\n")
@@ -105,10 +112,109 @@ def export(model, export_dir: str, dataset: str, *, quantiles=None) -> str:
 
 
 def read_labels(export_dir: str) -> dict:
-    """labels.json of an export: {"dataset", "input": {name, dtype, shape}, "tasks": {task: names}}."""
+    """labels.json of an export: {"dataset", "input": {name, dtype, shape}, "tasks": {task: names}},
+    and "thresholds" (``fit_confidence_thresholds``'s dict) where the export has them."""
     path = os.path.join(export_dir, LABELS_FILE)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} is missing: is {export_dir} an mtc_keras export "
                                 "(RUN_DIR/export)?")
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+# ------------------------------------------------------------------ "unknown" thresholds
+def fit_confidence_thresholds(labels: dict, probabilities: dict, flow_ids=None, *,
+                              share: float = 0.05, flow_packets: int | None = None,
+                              aggregate: str = "vote", missing: int = -1) -> dict:
+    """Per task, the confidence below which ``mtc-classify`` answers "unknown", fitted on
+    held-out (validation) predictions: the ``share`` quantile of the confidences of the
+    correctly classified examples, so that about ``share`` of them would come out unknown.
+
+    labels: {task: int [n]} (``missing``, -1, where a row has no label for the task);
+    probabilities: {task: float [n, classes]} (the exported model's output, softmax applied).
+    flow_ids: optional [n] flow keys (any hashable; e.g. the TFDS ``flow_id`` feature). With
+    them the examples are flows, judged as ``mtc-classify`` judges them: the flow's class by
+    ``aggregate`` ("vote": the most predicted class, ties to the lower index; "mean": highest
+    mean probability), its confidence the mean probability of that class over its rows, its
+    label the most common label of its rows. ``flow_packets``: use only each flow's first N rows
+    (in the order given; pass rows in capture order to match ``--flow_packets N``). Without
+    flow_ids the examples are packets, the confidence the top probability.
+
+    Returns the dict ``export(..., thresholds=...)`` stores in labels.json::
+
+        {"share": 0.05, "level": "flow" | "packet", "aggregate": "vote", "flow_packets": N | None,
+         "tasks": {task: {"threshold": float, "correct": int, "examples": int}}}
+
+    A task with no correctly classified example gets threshold 0.0 (never unknown).
+    """
+    if not 0.0 <= share < 1.0:
+        raise ValueError(f"share must be in [0, 1), got {share}")
+    if aggregate not in ("vote", "mean"):
+        raise ValueError(f"aggregate must be 'vote' or 'mean', got {aggregate!r}")
+    if set(labels) - set(probabilities):
+        raise ValueError(f"labels for tasks {sorted(set(labels) - set(probabilities))} have no "
+                         "probabilities")
+    if flow_packets is not None and flow_ids is None:
+        raise ValueError("flow_packets needs flow_ids")
+    out = {"share": float(share), "level": "packet" if flow_ids is None else "flow",
+           "aggregate": aggregate, "flow_packets": flow_packets, "tasks": {}}
+    for task, y in labels.items():
+        y = np.asarray(y).astype(np.int64).reshape(-1)
+        p = np.asarray(probabilities[task], np.float64)
+        if p.ndim != 2 or len(p) != len(y):
+            raise ValueError(f"{task}: probabilities {p.shape} do not match {len(y)} labels")
+        keep = y != missing
+        if flow_ids is None:
+            y, p = y[keep], p[keep]
+            guess, confidence = p.argmax(axis=1), p.max(axis=1)
+        else:
+            flows = np.asarray(flow_ids, dtype=object).reshape(-1)
+            if len(flows) != len(keep):
+                raise ValueError(f"{len(flows)} flow_ids for {len(keep)} rows")
+            y, guess, confidence = _flow_verdicts(flows[keep], y[keep], p[keep], flow_packets,
+                                                  aggregate)
+        correct = guess == y
+        threshold = float(np.quantile(confidence[correct], share)) if correct.any() else 0.0
+        out["tasks"][task] = {"threshold": round(threshold, 6), "correct": int(correct.sum()),
+                              "examples": int(len(y))}
+    return out
+
+
+def _flow_verdicts(flows, y, p, flow_packets, aggregate):
+    """(label, class, confidence) per flow, as mtc-classify would judge its (first N) rows."""
+    _, group = np.unique(flows.astype(str), return_inverse=True)
+    group = group.reshape(-1)
+    order = np.argsort(group, kind="stable")  # rows of a flow together, in the order given
+    rank = np.empty(len(group), np.int64)
+    starts = np.flatnonzero(np.diff(np.concatenate([[-1], group[order]])))
+    rank[order] = np.arange(len(order)) - np.repeat(starts, np.diff(np.append(starts, len(order))))
+    use = rank < flow_packets if flow_packets else np.ones(len(group), bool)
+    group, y, p = group[use], y[use], p[use]
+    n_flows, n_classes = int(group.max()) + 1 if len(group) else 0, p.shape[1]
+    counts = np.bincount(group, minlength=n_flows).astype(np.float64)
+    sums = np.zeros((n_flows, n_classes))
+    np.add.at(sums, group, p)
+    votes = np.zeros((n_flows, n_classes))
+    np.add.at(votes, (group, p.argmax(axis=1)), 1)
+    labels = np.zeros((n_flows, max(n_classes, int(y.max()) + 1 if len(y) else 1)))
+    np.add.at(labels, (group, y), 1)
+    guess = (votes if aggregate == "vote" else sums).argmax(axis=1)
+    confidence = sums[np.arange(n_flows), guess] / np.maximum(counts, 1)
+    return labels.argmax(axis=1), guess, confidence
+
+
+def check_thresholds(thresholds: dict, tasks) -> dict:
+    """``thresholds`` (fit_confidence_thresholds's dict) made JSON-plain; ValueError when a task
+    is not the model's or a threshold is not a probability."""
+    per_task = thresholds.get("tasks") if isinstance(thresholds, dict) else None
+    if not isinstance(per_task, dict):
+        raise ValueError("thresholds must be fit_confidence_thresholds's dict, with 'tasks'")
+    unknown = sorted(set(per_task) - set(tasks))
+    if unknown:
+        raise ValueError(f"thresholds for tasks {unknown} the model does not have ({sorted(tasks)})")
+    plain = json.loads(json.dumps(thresholds))
+    for task, entry in plain["tasks"].items():
+        value = entry.get("threshold") if isinstance(entry, dict) else None
+        if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise ValueError(f"threshold for {task} must be a probability, got {value!r}")
+    return plain
