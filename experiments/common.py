@@ -10,9 +10,11 @@ One run, in ``--output_dir``:
   model.keras          the trained model (best epoch)
   export/              the SavedModel for serving (mtc_keras.export) and its labels.json
 
-Training follows the paper's §4.1.3: AdamW, ReduceLROnPlateau (factor 0.1, patience 10) and
-EarlyStopping (patience 20), all on the validation loss; the test split is touched only once,
-after training, by the final evaluation.
+Training follows the paper's §4.1.3: Adam with L2 weight decay (``--optimizer=adam_l2``, as
+PyTorch's ``Adam(weight_decay=...)``; ``adamw`` for decoupled decay), an optional linear warmup
+(``--warmup_steps``), ReduceLROnPlateau (factor 0.1, patience 10) and EarlyStopping (patience
+20), all on the validation loss; the test split is touched only once, after training, by the
+final evaluation.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import time
 
 from absl import flags, logging
 
-from mtc_keras import distribution
+from mtc_keras import distribution, training
 from mtc_keras.labels import TASKS
 from mtc_keras.models import MODEL_NAMES
 
@@ -39,8 +41,16 @@ EPOCHS = flags.DEFINE_integer("epochs", 100, "Maximum epochs (EarlyStopping may 
                               lower_bound=1)
 BATCH_SIZE = flags.DEFINE_integer("batch_size", 128, "Batch size (train, validation, test).",
                                   lower_bound=1)
-LEARNING_RATE = flags.DEFINE_float("learning_rate", 1e-3, "AdamW initial learning rate.")
-WEIGHT_DECAY = flags.DEFINE_float("weight_decay", 1e-4, "AdamW weight decay.")
+OPTIMIZER = flags.DEFINE_enum(
+    "optimizer", training.DEFAULT_OPTIMIZER, training.OPTIMIZERS, "adam_l2: Adam with the "
+    "weight decay as an L2 term on the gradient (the paper's PyTorch Adam); adamw: decoupled "
+    "weight decay.")
+LEARNING_RATE = flags.DEFINE_float("learning_rate", 1e-3, "Initial (base) learning rate.")
+WEIGHT_DECAY = flags.DEFINE_float("weight_decay", 1e-4, "Weight decay (L2 factor for adam_l2).")
+WARMUP_STEPS = flags.DEFINE_integer(
+    "warmup_steps", training.DEFAULT_WARMUP_STEPS, "Linear learning-rate warmup over this "
+    "many optimizer steps (0: none); ReduceLROnPlateau scales the rate it warms up to.",
+    lower_bound=0)
 LOSS_WEIGHTS = flags.DEFINE_list(
     "loss_weights", None, "Loss weight per task in task order (ISCX: app,traffic,aux; "
     "CICIDS2017: attack,mal; mtc_2task: app,traffic), normalised to sum to 1. "
@@ -263,7 +273,7 @@ def run(dataset: str) -> str:
     distribution.configure_precision(PRECISION.value)
     import keras
 
-    from mtc_keras import evaluation, export, models, training
+    from mtc_keras import evaluation, export, models
 
     name, config, output_dir = MODEL.value, DATASET_CONFIG.value, OUTPUT_DIR.value
     if not distribution.is_chief():  # one writer per file: process 0 owns the run's folder
@@ -276,8 +286,9 @@ def run(dataset: str) -> str:
     data_builder = inputs.prepare(dataset, config, DATA_DIR.value, MANUAL_DIR.value)
     overrides = model_overrides(name, dataset)
     model = models.build_model(name, dataset, **overrides)
-    training.compile_model(model, learning_rate=LEARNING_RATE.value,
-                           weight_decay=WEIGHT_DECAY.value, jit_compile=JIT_COMPILE.value)
+    training.compile_model(model, optimizer=OPTIMIZER.value, learning_rate=LEARNING_RATE.value,
+                           weight_decay=WEIGHT_DECAY.value, warmup_steps=WARMUP_STEPS.value,
+                           jit_compile=JIT_COMPILE.value)
     tasks = tuple(task for task in TASKS[dataset] if task in model.output_names)
 
     def split(which, training_split, limit):
@@ -316,8 +327,9 @@ def run(dataset: str) -> str:
         if log_rows else None,
         "resumed_after_epoch": resume_epoch or None,
         "early_stopped": bool(early_stopping.stopped_epoch),
-        "batch_size": BATCH_SIZE.value, "learning_rate": LEARNING_RATE.value,
-        "weight_decay": WEIGHT_DECAY.value, "loss_weights": model.mtc_loss_weights,
+        "batch_size": BATCH_SIZE.value, "optimizer": OPTIMIZER.value,
+        "learning_rate": LEARNING_RATE.value, "weight_decay": WEIGHT_DECAY.value,
+        "warmup_steps": WARMUP_STEPS.value, "loss_weights": dict(model.loss_weights),
         "seed": SEED.value, "jit_compile": JIT_COMPILE.value,
         "distribution": DISTRIBUTION.value, "precision": PRECISION.value,
         "overrides": {k: v for k, v in overrides.items() if k != "loss_weights"},

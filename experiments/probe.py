@@ -68,7 +68,7 @@ PROBES = {
 }
 
 
-def _features(packets: np.ndarray) -> dict[str, np.ndarray]:
+def probe_features(packets: np.ndarray) -> dict[str, np.ndarray]:
     fields = header_fields(packets)
     return {"header": np.stack([fields[name] for name in HEADER_FIELDS], axis=1),
             "bytes": np.ascontiguousarray(packets[:, :PREFIX_BYTES])}
@@ -92,7 +92,7 @@ def load_splits(data_dir: str, config: str, *, batch_size: int = 8192,
         parts = []
         batches = builder.as_dataset(split=split, batch_size=batch_size, shuffle_files=False)
         for batch in tfds.as_numpy(batches):
-            parts.append({**_features(batch["packet"]),
+            parts.append({**probe_features(batch["packet"]),
                           "labels": {task: batch[task].astype(np.int64) for task in TASKS[dataset]}})
         if not parts:
             continue

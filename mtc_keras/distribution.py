@@ -126,7 +126,5 @@ def local_model(model):
     weights = model.get_weights()  # replicated, so every process holds them whole
     keras.distribution.set_distribution(None)
     copy = keras.models.clone_model(model)
-    copy.set_weights(weights)
-    if hasattr(model, "mtc_loss_weights"):
-        copy.mtc_loss_weights = dict(model.mtc_loss_weights)
+    copy.set_weights(weights)  # an MtcModel's loss weights come with its config
     return copy

@@ -6,8 +6,9 @@ the map matters: one vectorised map per batch instead of one per example (measur
 
 Every batch has the same shape, because on JAX each new input shape is a new XLA compilation
 (about 30 s for the full MTC on a CPU): training drops the last partial batch; evaluation and
-prediction pad it to the full batch size with zero inputs whose labels are ``MISSING`` (-1), so
-the masked losses and metrics ignore them; ``predict`` strips their predictions.
+prediction pad it to the full batch size with zero inputs whose labels are ``MISSING`` (-1) and
+whose sample weights are 0, so no loss or metric counts them (``models.MtcModel`` also leaves
+them out of the loss average over batches); ``predict`` strips their predictions.
 
 TensorFlow only feeds data here: ``configure_tensorflow`` keeps it off the GPU, which JAX owns.
 """
@@ -83,7 +84,8 @@ def prepare(dataset: str, config: str, data_dir: str | None, manual_dir: str | N
 
 @dataclasses.dataclass(frozen=True)
 class Split:
-    """A batched split: ``dataset`` yields (x, {task: int32 label}); ``num_examples`` are real rows."""
+    """A batched split: ``dataset`` yields (x, {task: int32 label}), and for evaluation splits
+    also {task: float32 sample weight} (0 on padded rows); ``num_examples`` are real rows."""
 
     dataset: tf.data.Dataset
     num_examples: int
@@ -100,7 +102,8 @@ def load_split(dataset: str, config: str, split: str, *, data_dir: str | None, b
     """One split as fixed-shape batches.
 
     training=True shuffles (files and examples, seeded) and drops the last partial batch;
-    otherwise the order is the stored order and the last batch is padded (labels MISSING).
+    otherwise the order is the stored order and the last batch is padded (labels MISSING,
+    sample weight 0).
     max_examples takes the first examples of the split (tests, the demo). tasks defaults to
     all tasks of the dataset; labels are int32 with MISSING (-1) where a task has no label.
     """
@@ -133,14 +136,17 @@ def load_split(dataset: str, config: str, split: str, *, data_dir: str | None, b
     def to_inputs(batch):
         x = batch[x_key]
         labels = {task: tf.cast(batch[task], tf.int32) for task in tasks}
-        if not training:  # pad the last batch to the full batch size
-            missing = batch_size - tf.shape(x)[0]
-            x = tf.pad(x, [[0, missing], [0, 0]])
-            labels = {task: tf.pad(y, [[0, missing]], constant_values=MISSING)
-                      for task, y in labels.items()}
-            x = tf.ensure_shape(x, [batch_size, x.shape[1]])
-            labels = {task: tf.ensure_shape(y, [batch_size]) for task, y in labels.items()}
-        return x, labels
+        if training:
+            return x, labels
+        # Pad the last batch to the full batch size; padded rows weigh 0.
+        real = tf.shape(x)[0]
+        missing = batch_size - real
+        x = tf.ensure_shape(tf.pad(x, [[0, missing], [0, 0]]), [batch_size, x.shape[1]])
+        labels = {task: tf.ensure_shape(tf.pad(y, [[0, missing]], constant_values=MISSING),
+                                        [batch_size]) for task, y in labels.items()}
+        weight = tf.ensure_shape(tf.pad(tf.ones([real], tf.float32), [[0, missing]]),
+                                 [batch_size])
+        return x, labels, {task: weight for task in tasks}
 
     ds = ds.map(to_inputs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return Split(ds.prefetch(tf.data.AUTOTUNE), num_examples, batch_size)
@@ -150,14 +156,16 @@ def predict(model, split: Split, *, verbose: bool = True) -> tuple[dict, dict]:
     """Run the model over a (padded, unshuffled) split.
 
     Returns (labels, probabilities): {task: [num_examples]} and {task: [num_examples, classes]}
-    numpy arrays, the padded rows stripped. Tasks the model does not output are left out.
+    numpy arrays (the softmax of the model's logits), the padded rows stripped. Tasks the model does not output are left out.
     """
     import keras  # not at module top: callers that only build datasets need no Keras
 
+    from mtc_keras.models import softmax
+
     progress = keras.utils.Progbar(split.steps, unit_name="batch") if verbose else None
     labels, probabilities = {}, {}
-    for step, (x, y) in enumerate(split.dataset.as_numpy_iterator(), 1):
-        outputs = model.predict_on_batch(x)
+    for step, (x, y, *_) in enumerate(split.dataset.as_numpy_iterator(), 1):
+        outputs = {task: softmax(value) for task, value in model.predict_on_batch(x).items()}
         for task, value in outputs.items():
             probabilities.setdefault(task, []).append(np.asarray(value))
         for task, value in y.items():

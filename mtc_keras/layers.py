@@ -21,15 +21,17 @@ from mtc_keras.labels import MISSING
 
 _register = keras.saving.register_keras_serializable(package="mtc_keras")
 
-_NORMS = ("layer", "batch")
+_NORMS = ("layer", "batch", "none")
 _MERGES = ("add", "concat")
 
 
-def _normalization(kind: str, name: str) -> keras.layers.Layer:
+def _normalization(kind: str, name: str, momentum: float = 0.99) -> keras.layers.Layer:
     if kind == "layer":
         return keras.layers.LayerNormalization(epsilon=1e-5, name=name)
     if kind == "batch":
-        return keras.layers.BatchNormalization(name=name)
+        return keras.layers.BatchNormalization(momentum=momentum, name=name)
+    if kind == "none":
+        return keras.layers.Identity(name=name)
     raise ValueError(f"norm must be one of {_NORMS}, got {kind!r}")
 
 
@@ -317,12 +319,14 @@ class CnnToTransformerFusion(keras.layers.Layer):
     keeps d unchanged, as Conformer does) or ``"concat"`` followed by a dense layer back to d.
     """
 
-    def __init__(self, norm: str = "layer", merge: str = "add", **kwargs):
+    def __init__(self, norm: str = "layer", merge: str = "add", batchnorm_momentum: float = 0.99,
+                 **kwargs):
         super().__init__(**kwargs)
         _check_choice(norm, _NORMS, "norm")
         _check_choice(merge, _MERGES, "merge")
         self.norm = norm
         self.merge = merge
+        self.batchnorm_momentum = float(batchnorm_momentum)
 
     def build(self, input_shape):
         cnn_shape, token_shape = input_shape
@@ -333,7 +337,7 @@ class CnnToTransformerFusion(keras.layers.Layer):
         self.pool = length // self.n_tokens
         self.conv = keras.layers.Dense(d_model, name="conv1x1")
         self.conv.build((None, self.n_tokens, channels))
-        self.normalization = _normalization(self.norm, "norm")
+        self.normalization = _normalization(self.norm, "norm", self.batchnorm_momentum)
         self.normalization.build(token_shape)
         self.merge_projection = None
         if self.merge == "concat":
@@ -353,7 +357,8 @@ class CnnToTransformerFusion(keras.layers.Layer):
         return input_shape[1]
 
     def get_config(self):
-        return {**super().get_config(), "norm": self.norm, "merge": self.merge}
+        return {**super().get_config(), "norm": self.norm, "merge": self.merge,
+                "batchnorm_momentum": self.batchnorm_momentum}
 
 
 def interpolation_matrix(out_length: int, in_length: int, mode: str = "linear") -> np.ndarray:
@@ -394,13 +399,14 @@ class TransformerToCnnFusion(keras.layers.Layer):
     """
 
     def __init__(self, channels: int, length: int, norm: str = "batch",
-                 interpolation: str = "linear", **kwargs):
+                 interpolation: str = "linear", batchnorm_momentum: float = 0.99, **kwargs):
         super().__init__(**kwargs)
         _check_choice(norm, _NORMS, "norm")
         self.channels = int(channels)
         self.length = int(length)
         self.norm = norm
         self.interpolation = interpolation
+        self.batchnorm_momentum = float(batchnorm_momentum)
         interpolation_matrix(2, 1, interpolation)  # validates the mode now, not at build
 
     def build(self, input_shape):
@@ -408,7 +414,7 @@ class TransformerToCnnFusion(keras.layers.Layer):
         self.conv = keras.layers.Dense(self.channels, name="conv1x1")
         self.conv.build((None, n_tokens, d_model))
         self.resample = interpolation_matrix(self.length, n_tokens, self.interpolation)
-        self.normalization = _normalization(self.norm, "norm")
+        self.normalization = _normalization(self.norm, "norm", self.batchnorm_momentum)
         self.normalization.build((None, self.length, self.channels))
 
     def call(self, inputs, training=None):
@@ -422,7 +428,8 @@ class TransformerToCnnFusion(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "channels": self.channels, "length": self.length,
-                "norm": self.norm, "interpolation": self.interpolation}
+                "norm": self.norm, "interpolation": self.interpolation,
+                "batchnorm_momentum": self.batchnorm_momentum}
 
 
 # ------------------------------------------------------------------- CICIDS preprocessing

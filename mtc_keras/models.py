@@ -3,7 +3,14 @@
 ``build_model(name, dataset, **overrides)`` with ``name`` in ``MODEL_NAMES`` and ``dataset`` in
 ``DATASETS`` returns an uncompiled ``keras.Model`` whose input is named ``packet`` (uint8
 [seq_len] bytes, ISCX) or ``features`` (float32 [seq_len] in [0, 1], CICIDS2017) and whose
-outputs are softmax probabilities named after the tasks of ``mtc_keras.labels.TASKS``.
+outputs are unnormalised logits named after the tasks of ``mtc_keras.labels.TASKS`` (the losses
+take logits: see ``mtc_keras.training``); ``probability_model(model)`` gives the same model with a
+softmax on every output, which is what ``inputs.predict``, the SavedModel export and
+``mtc-classify`` hand to users.
+
+The model is an ``MtcModel``: a functional ``keras.Model`` that carries its loss weights in its
+config (they survive a ``.keras`` round trip) and counts only real rows, those with a non-zero
+sample weight, when it averages the loss over the batches of ``evaluate`` (see ``MtcModel``).
 
 Layer names carry the branch they belong to (``transformer_``, ``cnn_``, ``fusion_``; heads are
 ``head_<task>_pool`` and the output layer ``<task>``): ``count_parameters`` relies on it.
@@ -12,24 +19,29 @@ Layer names carry the branch they belong to (``transformer_``, ``cnn_``, ``fusio
 from __future__ import annotations
 
 import keras
+import numpy as np
 
 from mtc_keras import layers as mtc_layers
 from mtc_keras.labels import TASKS
 from mtc_keras.packets import VECTOR_LEN
 
 MODEL_NAMES = ("mtc", "transformer", "cnn", "mtc_2task")
-DATASETS = tuple(TASKS)
 BRANCHES = ("transformer", "cnn", "fusion", "heads")
+HEAD_READOUTS = ("pool", "flatten")
 
 # Input of each dataset: name, dtype, the scale that maps it to [0, 1].
 _INPUTS = {
     "iscx": ("packet", "uint8", 1.0 / 255.0),
     "cicids2017": ("features", "float32", None),
+    "ustc_tfc2016": ("packet", "uint8", 1.0 / 255.0),
 }
+DATASETS = tuple(d for d in TASKS if d in _INPUTS)
 
 # Which branch feeds each task's head in MTC (§3.3.5); the baselines have one branch.
+# USTC-TFC2016 follows CICIDS2017's split: the fine-grained task (app) on the Transformer
+# branch, the coarse binary task (malware) on the CNN branch.
 HEAD_BRANCH = {"app": "transformer", "traffic": "cnn", "aux": "cnn",
-               "attack": "transformer", "mal": "cnn"}
+               "attack": "transformer", "mal": "cnn", "malware": "cnn"}
 
 # Loss weight ratios (§3.3.5, §4.3). MTC-2task drops aux and keeps MTC's ratio for the rest;
 # on CICIDS2017 there is no aux task, so MTC-2task is MTC.
@@ -42,12 +54,18 @@ _LOSS_RATIOS = {
                    "mtc_2task": {"attack": 2, "mal": 1},
                    "transformer": {"attack": 3, "mal": 1},
                    "cnn": {"attack": 3, "mal": 1}},
+    # USTC-TFC2016 (not in the paper): 2:1 like the paper's CICIDS2017 MTC heads.
+    "ustc_tfc2016": {"mtc": {"app": 2, "malware": 1},
+                     "mtc_2task": {"app": 2, "malware": 1},
+                     "transformer": {"app": 2, "malware": 1},
+                     "cnn": {"app": 2, "malware": 1}},
 }
 
 # Hyper-parameters that differ between the datasets (§3.3.2, Table 3, §4.4.2).
 _DATASET_DEFAULTS = {
     "iscx": {"seq_len": VECTOR_LEN, "n_tokens": 30, "d_model": 50, "num_heads": 6},
     "cicids2017": {"seq_len": 49, "n_tokens": 7, "d_model": 7, "num_heads": 7},
+    "ustc_tfc2016": {"seq_len": VECTOR_LEN, "n_tokens": 30, "d_model": 50, "num_heads": 6},
 }
 
 _TRANSFORMER_DEFAULTS = {
@@ -55,6 +73,9 @@ _TRANSFORMER_DEFAULTS = {
     "ff_dim": 1024,
     "transformer_dropout": 0.1,
     "embedding_projection": True,
+    # How a head reads a 3-D feature map: "pool" (global average pooling, §3.3.5) or
+    # "flatten" (tokens flattened; a CNN map first average-pooled to n_tokens windows).
+    "head_readout": "pool",
 }
 
 _MTC_DEFAULTS = {
@@ -70,6 +91,7 @@ _MTC_DEFAULTS = {
     "fusion_down_norm": "layer",
     "fusion_up_norm": "batch",
     "fusion_interpolation": "linear",
+    "batchnorm_momentum": 0.99,
 }
 
 _MODEL_DEFAULTS = {
@@ -78,7 +100,8 @@ _MODEL_DEFAULTS = {
     "transformer": {**_TRANSFORMER_DEFAULTS, "num_encoders": 7, "max_wavelength": 10000.0},
     # Multi-task 1D-CNN after Deep Packet (§4.3.2): 200 filters per conv as in Deep Packet.
     "cnn": {"conv_filters": (200, 200), "conv_kernel_sizes": (4, 5), "conv_strides": (3, 1),
-            "pool_size": 2, "dense_units": (200, 100, 50), "dense_dropout": 0.05},
+            "pool_size": 2, "dense_units": (200, 100, 50), "dense_dropout": 0.05,
+            "batchnorm_momentum": 0.99},
 }
 
 
@@ -118,7 +141,7 @@ def build_model(name: str, dataset: str, **overrides) -> keras.Model:
     """An uncompiled functional model; keyword arguments override ``default_config`` entries.
 
     ``num_classes`` (task -> class count) also chooses the tasks; the chosen loss weights are
-    kept on the model as ``model.mtc_loss_weights`` for ``training.compile_model``.
+    kept on the model (``MtcModel.loss_weights``) for ``training.compile_model``.
     """
     config = default_config(name, dataset)
     unknown = sorted(set(overrides) - set(config))
@@ -129,6 +152,9 @@ def build_model(name: str, dataset: str, **overrides) -> keras.Model:
     if set(config["loss_weights"]) != set(config["num_classes"]):
         raise ValueError(f"loss_weights keys {sorted(config['loss_weights'])} differ from the "
                          f"tasks {sorted(config['num_classes'])}")
+    if config.get("head_readout", "pool") not in HEAD_READOUTS:
+        raise ValueError(f"head_readout must be one of {HEAD_READOUTS}, "
+                         f"got {config['head_readout']!r}")
     if config.get("key_dim") is None and "num_heads" in config:
         config["key_dim"] = max(1, config["d_model"] // config["num_heads"])
 
@@ -145,19 +171,94 @@ def build_model(name: str, dataset: str, **overrides) -> keras.Model:
     builder = {"mtc": _mtc, "mtc_2task": _mtc, "transformer": _transformer, "cnn": _cnn}[name]
     features = builder(x, config)  # branch -> feature tensor
     outputs = {}
+    readout = config.get("head_readout", "pool")
     for task, classes in config["num_classes"].items():
         source = features[HEAD_BRANCH[task]] if len(features) > 1 else next(iter(features.values()))
-        outputs[task] = _head(source, task, classes)
-    model = keras.Model(inputs, outputs, name=f"{name}_{dataset}")
-    model.mtc_loss_weights = dict(config["loss_weights"])
-    return model
+        outputs[task] = _head(source, task, classes, readout, config.get("n_tokens"))
+    return MtcModel(inputs, outputs, name=f"{name}_{dataset}",
+                    loss_weights=dict(config["loss_weights"]))
 
 
-def _head(features, task: str, classes: int):
-    """§3.3.5: global average pooling (over tokens or positions) then a softmax dense layer."""
+def _head(features, task: str, classes: int, readout: str, n_tokens: int | None):
+    """§3.3.5: a readout of the branch's features, then a dense layer giving the task's logits
+    (float32 under mixed precision). The softmax of the paper's heads is applied by the loss
+    (``from_logits=True``) and by ``probability_model``, never inside the trained model."""
     if len(features.shape) == 3:
-        features = keras.layers.GlobalAveragePooling1D(name=f"head_{task}_pool")(features)
-    return keras.layers.Dense(classes, activation="softmax", dtype="float32", name=task)(features)
+        if readout == "pool":
+            features = keras.layers.GlobalAveragePooling1D(name=f"head_{task}_pool")(features)
+        else:
+            length = features.shape[1]
+            if n_tokens and length > n_tokens and length % n_tokens == 0:
+                features = keras.layers.AveragePooling1D(
+                    length // n_tokens, name=f"head_{task}_pool")(features)
+            features = keras.layers.Flatten(name=f"head_{task}_flatten")(features)
+    return keras.layers.Dense(classes, dtype="float32", name=task)(features)
+
+
+@keras.saving.register_keras_serializable(package="mtc_keras")
+class MtcModel(keras.Model):
+    """The functional model ``build_model`` returns: a ``keras.Model`` with two additions.
+
+    Args:
+        loss_weights: {task: weight}, the weights ``training.compile_model`` uses by default;
+            kept in the config, so a reloaded ``.keras`` model still has them.
+
+    ``evaluate`` (and fit's validation) averages the loss over batches weighted by each
+    batch's real rows, the rows with a non-zero sample weight in some task, instead of Keras'
+    fixed batch size: the padded rows that give every evaluation batch one shape
+    (``inputs.load_split``) then count neither in ``loss`` (what the callbacks watch) nor in
+    any metric. Keras' per-task ``<task>_loss`` logs remain plain averages over batches.
+    """
+
+    def __init__(self, *args, loss_weights=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.loss_weights = None if loss_weights is None else {
+            str(task): float(weight) for task, weight in dict(loss_weights).items()}
+
+    def get_config(self):
+        weights = None if self.loss_weights is None else dict(self.loss_weights)
+        return {**super().get_config(), "loss_weights": weights}
+
+    # Keras' JAX trainer weights the loss tracker by the static batch size; this override
+    # (of JAXTrainer._update_metrics_variables, keras 3.15) weights it by the real rows.
+    # tests/test_training.py checks that padding leaves evaluate's loss unchanged.
+    def _update_metrics_variables(self, metrics_variables, unscaled_loss, x, y, y_pred,
+                                  sample_weight):
+        if sample_weight is None or not isinstance(sample_weight, dict):
+            return super()._update_metrics_variables(metrics_variables, unscaled_loss, x, y,
+                                                     y_pred, sample_weight)
+        from keras.src import backend as keras_backend
+
+        rows = None
+        for weight in sample_weight.values():
+            present = keras.ops.cast(keras.ops.reshape(weight, (-1,)) > 0, "float32")
+            rows = present if rows is None else keras.ops.maximum(rows, present)
+        with keras_backend.StatelessScope(state_mapping=list(
+                zip(self.metrics_variables, metrics_variables))) as scope:
+            self._loss_tracker.update_state(unscaled_loss, sample_weight=keras.ops.sum(rows))
+            logs = self.compute_metrics(x, y, y_pred, sample_weight)
+        new_metrics_variables = []
+        for ref_v in self.metrics_variables:
+            new_v = scope.get_current_value(ref_v)
+            new_metrics_variables.append(ref_v.value if new_v is None else new_v)
+        return logs, new_metrics_variables
+
+
+def softmax(logits) -> "np.ndarray":
+    """Row-wise softmax of a numpy array of logits (float64 inside, float32 out)."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = np.exp(z - z.max(axis=-1, keepdims=True))
+    return (z / z.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def probability_model(model: keras.Model) -> keras.Model:
+    """``model`` with a softmax on every output: {task: probabilities}, same input and names."""
+    (inp,) = model.inputs
+    x = keras.Input(inp.shape[1:], dtype=inp.dtype, name=inp.name)
+    logits = model(x)
+    outputs = {task: keras.layers.Softmax(dtype="float32", name=task)(value)
+               for task, value in logits.items()}
+    return keras.Model(x, outputs, name=f"{model.name}_probabilities")
 
 
 def _encoder(config, name):
@@ -200,13 +301,15 @@ def _mtc(x, config):
         cnn, tap = bottleneck(stage[0], s, 1)(cnn, return_tap=True)
         tokens = mtc_layers.CnnToTransformerFusion(
             norm=config["fusion_down_norm"], merge=config["fusion_merge"],
+            batchnorm_momentum=config["batchnorm_momentum"],
             name=f"fusion_s{s}_down")([tap, tokens])
         for e in range(1, m + 1):
             tokens = _encoder(config, f"transformer_s{s}_e{e}")(tokens)
         # ... Transformer -> CNN after the second bottleneck's first 1x1 conv.
         injected = mtc_layers.TransformerToCnnFusion(
             stage[1][0], seq_len, norm=config["fusion_up_norm"],
-            interpolation=config["fusion_interpolation"], name=f"fusion_s{s}_up")(tokens)
+            interpolation=config["fusion_interpolation"],
+            batchnorm_momentum=config["batchnorm_momentum"], name=f"fusion_s{s}_up")(tokens)
         cnn = bottleneck(stage[1], s, 2)(cnn, injected=injected)
         for b, filters in enumerate(stage[2:], start=3):
             cnn = bottleneck(filters, s, b)(cnn)
@@ -233,7 +336,8 @@ def _cnn(x, config):
     for i, (filters, kernel, stride) in enumerate(
             zip(config["conv_filters"], config["conv_kernel_sizes"], config["conv_strides"]), 1):
         h = keras.layers.Conv1D(filters, kernel, strides=stride, name=f"cnn_conv{i}")(h)
-        h = keras.layers.BatchNormalization(name=f"cnn_bn{i}")(h)
+        h = keras.layers.BatchNormalization(momentum=config["batchnorm_momentum"],
+                                            name=f"cnn_bn{i}")(h)
         h = keras.layers.ReLU(name=f"cnn_relu{i}")(h)
     h = keras.layers.MaxPooling1D(config["pool_size"], name="cnn_pool")(h)
     h = keras.layers.Flatten(name="cnn_flatten")(h)

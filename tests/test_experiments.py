@@ -90,8 +90,15 @@ def test_packets(demo):
     """The first test-split packets (an odd count, so batches are ragged) as numpy."""
     split = inputs.load_split("iscx", "flow_split", "test", data_dir=str(demo / "tfds"),
                               batch_size=37, training=False, max_examples=37)
-    x, _ = next(split.dataset.as_numpy_iterator())
+    x, *_ = next(split.dataset.as_numpy_iterator())
     return x
+
+
+def _probabilities(model, x):
+    """What users get from a trained model: the softmax of its logits."""
+    from mtc_keras.models import softmax
+
+    return {task: softmax(value) for task, value in model.predict_on_batch(x).items()}
 
 
 # ----------------------------------------------------------------------------- the pipeline
@@ -106,23 +113,51 @@ def test_eval_split_pads_last_batch_and_keeps_every_example_in_order(demo):
     batches = list(split.dataset.as_numpy_iterator())
     assert split.num_examples == len(stored) and len(stored) % BATCH  # a partial last batch
     assert len(batches) == split.steps == -(-len(stored) // BATCH)
-    assert all(x.shape == (BATCH, 1500) and x.dtype == np.uint8 for x, _ in batches)
-    x = np.concatenate([x for x, _ in batches])
-    labels = {t: np.concatenate([y[t] for _, y in batches]) for t in TASKS["iscx"]}
+    assert all(x.shape == (BATCH, 1500) and x.dtype == np.uint8 for x, _, _ in batches)
+    x = np.concatenate([x for x, _, _ in batches])
+    labels = {t: np.concatenate([y[t] for _, y, _ in batches]) for t in TASKS["iscx"]}
+    weights = {t: np.concatenate([w[t] for _, _, w in batches]) for t in TASKS["iscx"]}
     n = len(stored)
     np.testing.assert_array_equal(x[:n], np.stack([e["packet"] for e in stored]))
     for task in TASKS["iscx"]:
         assert labels[task].dtype == np.int32
         np.testing.assert_array_equal(labels[task][:n], [e[task] for e in stored])
         assert (labels[task][n:] == MISSING).all()  # padding is masked out of losses/metrics
+        assert (weights[task][:n] == 1).all() and (weights[task][n:] == 0).all()
     assert not x[n:].any()
+
+
+def test_padded_evaluation_rows_do_not_change_evaluate_loss(demo):
+    """The validation loss drives the LR schedule, early stopping and the best checkpoint: the
+    rows that pad the last batch must not move it. Batch 16 (padded) vs one unpadded batch."""
+    from mtc_keras import models, training
+
+    data_dir = str(demo / "tfds")
+    tiny = {k: tuple(map(tuple, v)) if k == "cnn_stages" else v for k, v in TINY_MTC.items()}
+    model = models.build_model("mtc", "iscx", **tiny)
+    training.compile_model(model)
+    n = 37  # 2 full batches of 16 and one of 5 real rows + 11 padded ones
+    padded = inputs.load_split("iscx", "flow_split", "test", data_dir=data_dir,
+                               batch_size=BATCH, training=False, max_examples=n)
+    whole = inputs.load_split("iscx", "flow_split", "test", data_dir=data_dir,
+                              batch_size=n, training=False, max_examples=n)
+    assert padded.steps == 3 and whole.steps == 1
+    # Batch means differ from the whole-split mean only through the tasks with missing labels;
+    # all tasks of the demo's first test rows are labelled unless Tor is among them.
+    x, labels, _ = next(whole.dataset.as_numpy_iterator())
+    assert all((labels[t] >= 0).all() for t in labels), "pick rows with every label present"
+    got = model.evaluate(padded.dataset, verbose=0, return_dict=True)
+    want = model.evaluate(whole.dataset, verbose=0, return_dict=True)
+    assert got["loss"] == pytest.approx(want["loss"], rel=1e-5)
+    for task in TASKS["iscx"]:
+        assert got[f"{task}_accuracy"] == pytest.approx(want[f"{task}_accuracy"], rel=1e-6)
 
 
 def test_train_split_drops_remainder_and_reshuffles_with_its_seed(demo):
     def orders(seed):
         split = inputs.load_split("iscx", "flow_split", "train", data_dir=str(demo / "tfds"),
                                   batch_size=BATCH, training=True, seed=seed)
-        epochs = [np.concatenate([x[:, :64] for x, _ in split.dataset.as_numpy_iterator()])
+        epochs = [np.concatenate([x[:, :64] for x, *_ in split.dataset.as_numpy_iterator()])
                   for _ in range(2)]
         assert all(len(e) == split.num_examples // BATCH * BATCH for e in epochs)
         return epochs
@@ -234,10 +269,13 @@ def reloaded(run, test_packets, tmp_path_factory):
 def test_export_reloads_without_jax_and_matches_keras(run, reloaded, test_packets):
     assert not reloaded["jax"] and not reloaded["keras"]
     model = _load_keras_model(run["dir"] / "model.keras")
-    expected = model.predict_on_batch(test_packets)
+    expected = _probabilities(model, test_packets)
     assert set(reloaded["outputs"]) == set(TASKS["iscx"])
     for task, probabilities in reloaded["outputs"].items():
         assert probabilities.shape == (len(test_packets), len(TASKS["iscx"][task]))
+        # The trained model gives logits; what leaves the SavedModel are probabilities.
+        assert (probabilities >= 0).all()
+        np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
         np.testing.assert_allclose(probabilities, expected[task], rtol=1e-4, atol=1e-5)
     labels = json.loads((run["dir"] / "export" / "labels.json").read_text())
     assert labels["input"] == {"name": "packet", "dtype": "uint8", "shape": [None, 1500]}
@@ -275,7 +313,7 @@ def test_cicids_export_takes_raw_features_and_applies_the_quantile_transform(tmp
     served = loaded.serve
     new = rng.lognormal(3.0, 2.5, size=(33, 49)).astype(np.float32)  # some outside the fit range
     got = {task: value.numpy() for task, value in served(new).items()}
-    expected = model.predict_on_batch(transform.transform(new).astype(np.float32))
+    expected = _probabilities(model, transform.transform(new).astype(np.float32))
     assert set(got) == set(TASKS["cicids2017"])
     for task in got:
         np.testing.assert_allclose(got[task], expected[task], rtol=1e-4, atol=1e-5)
@@ -326,7 +364,7 @@ def test_classify_predicts_every_packet_of_a_demo_capture_like_the_model(classif
     rows, flows = _check_classified(classified, classified["capture"])
     batch = packets.process_capture(classified["capture"])
     model = _load_keras_model(run["dir"] / "model.keras")
-    expected = model.predict_on_batch(batch.packets)
+    expected = _probabilities(model, batch.packets)
     names = TASKS["iscx"]["app"]
     assert [row["app"] for row in rows] == [names[i] for i in expected["app"].argmax(axis=1)]
     # The flow vote is the most frequent per-packet prediction of that flow.
@@ -383,7 +421,7 @@ def test_cicids_run_builds_the_dataset_and_exports_a_raw_feature_model(tmp_path)
     raw = np.random.default_rng(1).lognormal(4.0, 3.0, size=(21, len(cicids.FEATURES)))
     raw = raw.astype(np.float32)
     model = _load_keras_model(output_dir / "model.keras")
-    expected = model.predict_on_batch(transform.transform(raw).astype(np.float32))
+    expected = _probabilities(model, transform.transform(raw).astype(np.float32))
     loaded = tf.saved_model.load(str(output_dir / "export"))
     for task, value in loaded.serve(raw).items():
         np.testing.assert_allclose(value.numpy(), expected[task], rtol=1e-4, atol=1e-5)

@@ -26,6 +26,8 @@ SMALL = {
     ("transformer", "cicids2017"): dict(ff_dim=16, num_encoders=2),
     ("cnn", "cicids2017"): dict(conv_filters=(8, 8), dense_units=(16, 8, 8)),
 }
+for _name in ("mtc", "transformer", "cnn"):  # USTC-TFC2016 takes ISCX's packets
+    SMALL[_name, "ustc_tfc2016"] = SMALL[_name, "iscx"]
 for _dataset in models.DATASETS:
     SMALL["mtc_2task", _dataset] = SMALL["mtc", _dataset]
 ALL = sorted(SMALL)
@@ -38,7 +40,7 @@ def _expected_tasks(name, dataset):
 def _learnable_data(dataset, seq_len, tasks, n=256, seed=0):
     """Inputs whose labels are a function of the input (so a model can learn them)."""
     rng = np.random.default_rng(seed)
-    if dataset == "iscx":
+    if dataset in ("iscx", "ustc_tfc2016"):
         x = rng.integers(0, 256, (n, seq_len)).astype("uint8")
         signal = x[:, : seq_len // 2].astype("float32").mean(1) / 255.0
     else:
@@ -57,18 +59,22 @@ def test_model_outputs_learns_and_round_trips(name, dataset, tmp_path):
     model = models.build_model(name, dataset, **SMALL[name, dataset])
     tasks = _expected_tasks(name, dataset)
     # Named input and named outputs with the class counts of labels.TASKS.
-    input_name = {"iscx": "packet", "cicids2017": "features"}[dataset]
+    input_name = {"iscx": "packet", "cicids2017": "features", "ustc_tfc2016": "packet"}[dataset]
     assert [t.name for t in model.inputs] == [input_name]
-    assert model.inputs[0].dtype == {"iscx": "uint8", "cicids2017": "float32"}[dataset]
+    assert model.inputs[0].dtype == {"iscx": "uint8", "cicids2017": "float32",
+                                     "ustc_tfc2016": "uint8"}[dataset]
     assert sorted(model.output_names) == sorted(tasks)
     seq_len = model.inputs[0].shape[1]
     x, labels = _learnable_data(dataset, seq_len, tasks)
-    probs = model(x[:16], training=False)  # one batch shape for every eager call
-    assert set(probs) == set(tasks)
+    logits = model(x[:16], training=False)  # one batch shape for every eager call
+    assert set(logits) == set(tasks)
+    probs = models.probability_model(model)(x[:16], training=False)
     for task in tasks:
+        z = keras.ops.convert_to_numpy(logits[task])
         p = keras.ops.convert_to_numpy(probs[task])
-        assert p.shape == (16, len(TASKS[dataset][task]))
+        assert z.shape == p.shape == (16, len(TASKS[dataset][task]))
         np.testing.assert_allclose(p.sum(1), 1.0, rtol=1e-5)
+        np.testing.assert_allclose(p, models.softmax(z), rtol=1e-4, atol=1e-6)
 
     # One epoch lowers the (finite) weighted loss.
     training.compile_model(model, learning_rate=3e-3)
@@ -83,10 +89,29 @@ def test_model_outputs_learns_and_round_trips(name, dataset, tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path)
     assert loaded.count_params() == model.count_params()
+    assert loaded.loss_weights == pytest.approx(model.loss_weights)  # kept in the config
+    assert type(loaded.optimizer).__name__ == "WarmupAdam"
     want, got = model(x[:16], training=False), loaded(x[:16], training=False)
     for task in tasks:
         np.testing.assert_allclose(keras.ops.convert_to_numpy(got[task]),
                                    keras.ops.convert_to_numpy(want[task]), atol=1e-6)
+
+
+@pytest.mark.parametrize("readout", models.HEAD_READOUTS)
+def test_head_readout_choices_build_and_learn(readout):
+    model = models.build_model("mtc", "iscx", head_readout=readout, **SMALL["mtc", "iscx"])
+    # pool: [batch, features] averaged over tokens / positions; flatten: every token kept
+    # (the CNN map pooled to n_tokens windows first).
+    app_in = model.get_layer("app").input.shape[-1]
+    traffic_in = model.get_layer("traffic").input.shape[-1]
+    assert (app_in, traffic_in) == ((10, 16) if readout == "pool" else (6 * 10, 6 * 16))
+    x, labels = _learnable_data("iscx", 60, list(TASKS["iscx"]))
+    training.compile_model(model, learning_rate=3e-3)
+    before = model.evaluate(x, labels, batch_size=64, verbose=0, return_dict=True)["loss"]
+    model.fit(x, labels, batch_size=32, epochs=1, verbose=0, shuffle=False)
+    assert model.evaluate(x, labels, batch_size=64, verbose=0, return_dict=True)["loss"] < before
+    with pytest.raises(ValueError, match="head_readout"):
+        models.build_model("mtc", "iscx", head_readout="max")
 
 
 def test_full_size_iscx_mtc_runs_forward():
@@ -163,3 +188,13 @@ def test_compile_model_uses_task_keyed_losses_and_weights():
     plain = keras.Model(model.inputs, model.outputs)
     with pytest.raises(ValueError, match="loss weights"):
         training.compile_model(plain)
+
+
+def test_ustc_heads_sit_on_the_branches_the_preset_names():
+    model = models.build_model("mtc", "ustc_tfc2016")
+    assert {t: model.get_layer(t).output.shape[-1] for t in model.output_names} == {
+        "app": 20, "malware": 2}
+    # app reads the Transformer tokens, malware the CNN map (HEAD_BRANCH), 2:1 loss weights.
+    assert model.get_layer("head_app_pool").input.shape == (None, 30, 50)
+    assert model.get_layer("head_malware_pool").input.shape == (None, 1500, 200)
+    assert model.loss_weights == pytest.approx({"app": 2 / 3, "malware": 1 / 3})
