@@ -14,8 +14,11 @@ that ends inside a record or at a corrupt block keeps everything before it.
 
 Flows (the protocol and both endpoints, either direction) are tracked per capture. Each
 classified packet gets the model's probabilities; a flow's verdict aggregates them, per task
-(``--aggregate``): ``vote`` (default), the class most of its packets predict (a tie goes to the
-lower class index), or ``mean``, the class of highest mean probability. A verdict is written
+(``--aggregate``): ``mean`` (default), the class of highest mean probability, or ``vote``, the
+class most of its packets predict (a tie goes to the lower class index). Mean is the default
+because it was the better of the two on early verdicts: over four held-out-app runs on the demo
+data, from 5 packets per flow, app accuracy 43 % against 38 % for the vote (macro-F1 41 / 37),
+traffic 61 / 60 %; on whole flows the two were within a point. A verdict is written
 
 * ``packets``: as soon as ``--flow_packets`` N of the flow's packets are kept; the model does not
   run on its later packets (they are counted as ``not_classified``);
@@ -86,7 +89,7 @@ FLAGS = flags.FLAGS
 
 STDIN = "-"
 STDIN_NAME = "<stdin>"
-AGGREGATES = ("vote", "mean")
+AGGREGATES = ("mean", "vote")
 REASONS = ("packets", "timeout", "evicted", "end")
 BLOCK_FRAMES = 4096  # frames per preprocessing step from a file (a stream: what has arrived)
 
@@ -115,8 +118,8 @@ def define_flags() -> None:
         "from what it had (0: flows end only with their capture).", lower_bound=0.0)
     flags.DEFINE_integer("max_flows", 100_000, "Most flows tracked at once; the least recently "
                          "seen is evicted first (counted).", lower_bound=1)
-    flags.DEFINE_enum("aggregate", "vote", list(AGGREGATES),
-                      "How a flow's packets make its verdict: majority vote or mean probability.")
+    flags.DEFINE_enum("aggregate", "mean", list(AGGREGATES),
+                      "How a flow's packets make its verdict: mean probability or majority vote.")
     flags.DEFINE_string(
         "min_confidence", None, "Override the export's unknown thresholds: one probability for "
         "every task (0.6) or task=probability pairs (app=0.6,traffic=0.5); 0 turns unknown off.")
@@ -253,7 +256,7 @@ class FlowClassifier:
 
     def __init__(self, serve, tasks: dict[str, list[str]], sink, *, thresholds=None,
                  flow_packets: int = 0, flow_timeout: float = 0.0, max_flows: int = 100_000,
-                 aggregate: str = "vote", batch_size: int = 256, stats_every: float = 0.0):
+                 aggregate: str = "mean", batch_size: int = 256, stats_every: float = 0.0):
         if aggregate not in AGGREGATES:
             raise ValueError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
         self.serve, self.tasks, self.sink = serve, tasks, sink
@@ -505,7 +508,7 @@ class Sink:
 
 def classify(model_dir: str, pcaps: list[str], output: str | None, batch_size: int = 256, *,
              fmt: str = "csv", per_packet: bool = False, flow_packets: int = 0,
-             flow_timeout: float = 0.0, max_flows: int = 100_000, aggregate: str = "vote",
+             flow_timeout: float = 0.0, max_flows: int = 100_000, aggregate: str = "mean",
              min_confidence: str | None = None, stats_every: float = 0.0,
              stdin=None) -> dict:
     """Classify captures (see the module docstring); returns {capture: its counts, "total": ...}.

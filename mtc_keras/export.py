@@ -6,8 +6,7 @@ The exported ``serve`` function takes what a user has, not what the model trains
 * CICIDS2017: ``features`` float32 [batch, 49], the RAW CICFlowMeter features in
   ``mtc_keras.cicids.FEATURES`` order; the builder's quantile transform runs inside the model.
 
-It returns {task: float32 [batch, classes]} probabilities (the softmax of the trained model's
-logits). ``labels.json`` beside it names the
+It returns {task: float32 [batch, classes]} probabilities. ``labels.json`` beside it names the
 dataset, the input and the classes of every task, so a reader needs nothing else::
 
     model = tf.saved_model.load("RUN_DIR/export")
@@ -68,8 +67,6 @@ def export(model, export_dir: str, dataset: str, *, quantiles=None, thresholds=N
     """
     import keras
 
-    from mtc_keras.models import probability_model
-
     if dataset not in TASKS:
         raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(TASKS)}")
     tasks = [task for task in TASKS[dataset] if task in model.output_names]
@@ -82,7 +79,6 @@ def export(model, export_dir: str, dataset: str, *, quantiles=None, thresholds=N
         raise ValueError(f"{dataset} models take packets; quantiles are only for cicids2017")
     if thresholds is not None:
         thresholds = check_thresholds(thresholds, tasks)
-    model = probability_model(model)  # the trained model gives logits; users get probabilities
     spec = serving_spec(model)
 
     archive = keras.export.ExportArchive()
@@ -129,7 +125,7 @@ def read_labels(export_dir: str) -> dict:
 # ------------------------------------------------------------------ "unknown" thresholds
 def fit_confidence_thresholds(labels: dict, probabilities: dict, flow_ids=None, *,
                               share: float = 0.05, flow_packets: int | None = None,
-                              aggregate: str = "vote", missing: int = -1) -> dict:
+                              aggregate: str = "mean", missing: int = -1) -> dict:
     """Per task, the confidence below which ``mtc-classify`` answers "unknown", fitted on
     held-out (validation) predictions: the ``share`` quantile of the confidences of the
     correctly classified examples, so that about ``share`` of them would come out unknown.
@@ -138,15 +134,15 @@ def fit_confidence_thresholds(labels: dict, probabilities: dict, flow_ids=None, 
     probabilities: {task: float [n, classes]} (the exported model's output, softmax applied).
     flow_ids: optional [n] flow keys (any hashable; e.g. the TFDS ``flow_id`` feature). With
     them the examples are flows, judged as ``mtc-classify`` judges them: the flow's class by
-    ``aggregate`` ("vote": the most predicted class, ties to the lower index; "mean": highest
-    mean probability), its confidence the mean probability of that class over its rows, its
+    ``aggregate`` ("mean", mtc-classify's default: highest mean probability; "vote": the most
+    predicted class, ties to the lower index), its confidence the mean probability of that class over its rows, its
     label the most common label of its rows. ``flow_packets``: use only each flow's first N rows
     (in the order given; pass rows in capture order to match ``--flow_packets N``). Without
     flow_ids the examples are packets, the confidence the top probability.
 
     Returns the dict ``export(..., thresholds=...)`` stores in labels.json::
 
-        {"share": 0.05, "level": "flow" | "packet", "aggregate": "vote", "flow_packets": N | None,
+        {"share": 0.05, "level": "flow" | "packet", "aggregate": "mean", "flow_packets": N | None,
          "tasks": {task: {"threshold": float, "correct": int, "examples": int}}}
 
     A task with no correctly classified example gets threshold 0.0 (never unknown).

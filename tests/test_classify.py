@@ -85,13 +85,13 @@ def exported(tmp_path_factory, demo_capture):
     batch = packets.process_capture(demo_capture)
     probabilities = {task: np.asarray(p) for task, p in
                      models.probability_model(model).predict(batch.packets, verbose=0).items()}
-    # Labels = the model's own flow votes for app (so every flow is "correct"), so the fitted
-    # threshold is the 50 % quantile of the flows' confidences: about half fall below it.
+    # Labels = the model's own flow verdicts for app (so every flow is "correct"), so the
+    # fitted threshold is the 50 % quantile of the flows' confidences: about half fall below it.
     flows = batch.flow_ids
-    votes = {}
-    for flow, best in zip(flows, probabilities["app"].argmax(axis=1)):
-        votes.setdefault(flow, []).append(best)
-    app_label = {f: np.bincount(v).argmax() for f, v in votes.items()}
+    sums = {}
+    for flow, p in zip(flows, probabilities["app"]):
+        sums[flow] = sums.get(flow, 0) + p
+    app_label = {f: int(np.argmax(s)) for f, s in sums.items()}
     labels = {"app": np.array([app_label[f] for f in flows])}
     thresholds = export.fit_confidence_thresholds(labels, {"app": probabilities["app"]}, flows,
                                                   share=0.5)
@@ -226,7 +226,8 @@ def test_a_verdict_comes_after_n_packets_and_later_packets_are_not_classified(ex
         if i < 3:
             records.append((T0 + i + 0.5, udp_frame(2)))
     records.append((T0 + 20, ARP))
-    objects, counts = classify_in_process(exported["plain"], records, tmp_path, flow_packets=4)
+    objects, counts = classify_in_process(exported["plain"], records, tmp_path, flow_packets=4,
+                                          aggregate="vote")
     one = [i for i, o in enumerate(objects) if o["flow"] == flow_key(1)]
     assert [objects[i]["type"] for i in one] == ["packet"] * 4 + ["flow"]
     verdict = objects[one[-1]]
@@ -284,7 +285,7 @@ def test_jsonl_is_one_object_per_line_with_the_documented_keys(exported, demo_ca
         assert isinstance(o["start"], float) and o["start"] <= o["end"]
         for task, names in TASKS["iscx"].items():
             assert o[f"{task}_guess"] in names and o[task] in (o[f"{task}_guess"], "unknown")
-            assert 0 < o[f"{task}_vote_share"] <= 1 and 0 <= o[f"{task}_mean_probability"] <= 1
+            assert 0 <= o[f"{task}_vote_share"] <= 1 and 0 <= o[f"{task}_mean_probability"] <= 1
     for o in rows:
         assert set(o) == PACKET_KEYS and isinstance(o["packet"], int)
         for task, names in TASKS["iscx"].items():
@@ -361,9 +362,17 @@ def test_fit_confidence_thresholds_packets_and_flows():
     assert fit["tasks"]["app"]["threshold"] == pytest.approx(0.6)
     fit = export.fit_confidence_thresholds({"app": y}, {"app": p}, flows, share=0.0, flow_packets=1)
     assert fit["tasks"]["app"]["threshold"] == pytest.approx(0.7)
-    mean = export.fit_confidence_thresholds({"app": y}, {"app": p}, flows, share=0.0,
-                                            aggregate="mean")
-    assert mean["tasks"]["app"]["threshold"] == pytest.approx(0.6)
+    vote = export.fit_confidence_thresholds({"app": y}, {"app": p}, flows, share=0.0,
+                                            aggregate="vote")
+    assert vote["tasks"]["app"]["threshold"] == pytest.approx(0.6)
+    # Mean and vote differ: c votes 0 twice and 1 once, but its mean favours 1 (0.55 / 0.45).
+    pc = np.array([[0.55, 0.45], [0.55, 0.45], [0.25, 0.75]])
+    c = np.array(["c"] * 3, object)
+    by_mean = export.fit_confidence_thresholds({"app": np.ones(3, int)}, {"app": pc}, c, share=0.0)
+    by_vote = export.fit_confidence_thresholds({"app": np.ones(3, int)}, {"app": pc}, c, share=0.0,
+                                               aggregate="vote")
+    assert by_mean["tasks"]["app"]["correct"] == 1 and by_vote["tasks"]["app"]["correct"] == 0
+    assert by_mean["tasks"]["app"]["threshold"] == pytest.approx(0.55)
     nothing_right = export.fit_confidence_thresholds({"app": 1 - y[:2]}, {"app": p[:2]})
     assert nothing_right["tasks"]["app"]["threshold"] == 0.0
     with pytest.raises(ValueError, match="share"):
