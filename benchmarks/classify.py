@@ -53,13 +53,21 @@ _REPO = pathlib.Path(__file__).resolve().parents[1]
 def _input_frames(folder: pathlib.Path | None, tmp: str) -> tuple[list[tuple[float, bytes]], str]:
     """(time, Ethernet frame) of every capture in the folder, else of the demo captures."""
     def read(paths):
-        out = []
+        """Each capture's frames in its own time, the captures one after the other (1 s apart)."""
+        out, base = [], 0.0
         for path in paths:
             with Capture(path) as cap:
-                for block in cap.blocks():
-                    for t, (lt, fr) in zip(block.timestamps.tolist(), block.frames()):
-                        if lt == 1:
-                            out.append((t, fr))
+                part = [(t, fr) for block in cap.blocks()
+                        for t, (lt, fr) in zip(block.timestamps.tolist(), block.frames()) if lt == 1]
+            times = np.array([t for t, _ in part])
+            if not len(part) or not np.isfinite(times).any():
+                continue
+            # Real captures jump in time (clock resets, years between sessions): gaps are cut
+            # to at most a minute, so that the replay's clock runs like a live link's.
+            gaps = np.clip(np.nan_to_num(np.diff(times, prepend=times[0])), 0.0, 60.0)
+            clock = base + np.cumsum(gaps)
+            out += [(t, fr) for t, (_, fr) in zip(clock.tolist(), part)]
+            base = float(clock[-1]) + 1.0
         return out
 
     if folder is not None and folder.is_dir():
