@@ -6,7 +6,7 @@
 
 Data: the real USTC-TFC2016 captures in ``../shared/data/ustc-tfc2016`` (``--manual_dir``),
 through the project's own preprocessing and its leak-free ``flow_split`` (no flow and no vector
-in two splits; ``mtc_keras.ustc``). Without that folder the benchmark says so and exits 1.
+in two splits; ``mtc_keras.ustc``; ``--config paper`` for the per-packet split). Without that folder the benchmark says so and exits 1.
 
 On the same split and the same budget it trains full-size MTC (encoder repeats 1,5,6) with the
 default recipe, the multi-task Transformer and 1D-CNN baselines, and fits the two shortcut
@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     # from the shell or CI, never composed with the package's absl apps.
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--manual_dir", default=DEFAULT_MANUAL_DIR)
+    p.add_argument("--config", default="flow_split", choices=("flow_split", "paper"),
+                   help="the split: flow_split (leak-free, the default) or the per-packet paper")
     p.add_argument("--models", default="mtc,transformer,cnn")
     p.add_argument("--probes", default="header_gbt,logreg_bytes")
     budget = p.add_mutually_exclusive_group()
@@ -69,13 +71,13 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_data(manual_dir: str, max_per_class: int | None) -> dict:
-    """{split: {"packets", "labels", "flow_ids"}}: exactly what the TFDS builder's flow_split
-    config writes (mtc_keras.ustc.load_packets), without a TFDS build."""
+def load_data(manual_dir: str, max_per_class: int | None, config: str = "flow_split") -> dict:
+    """{split: {"packets", "labels", "flow_ids"}}: exactly what the TFDS builder writes for
+    ``config`` (mtc_keras.ustc.load_packets), without a TFDS build."""
     from mtc_keras import ustc
 
     kwargs = {} if max_per_class is None else {"max_per_class": max_per_class}
-    splits = ustc.load_packets(manual_dir, config="flow_split", **kwargs)
+    splits = ustc.load_packets(manual_dir, config=config, **kwargs)
     return {name: {"packets": packets, "labels": labels, "flow_ids": flow_ids}
             for name, (packets, labels, flow_ids) in splits.items()}
 
@@ -224,9 +226,9 @@ def main(argv=None) -> int:
     import mtc_keras  # noqa: F401  (sets KERAS_BACKEND=jax before Keras loads)
 
     started = time.perf_counter()
-    data = load_data(args.manual_dir, args.max_per_class)
+    data = load_data(args.manual_dir, args.max_per_class, args.config)
     sizes = {split: len(data[split]["packets"]) for split in ("train", "validation", "test")}
-    print(f"USTC-TFC2016 flow_split: {sizes} packets", flush=True)
+    print(f"USTC-TFC2016 {args.config}: {sizes} packets", flush=True)
     results = []
     for name in [p for p in args.probes.split(",") if p]:
         results.append(run_probe(name, data))

@@ -6,7 +6,8 @@ The exported ``serve`` function takes what a user has, not what the model trains
 * CICIDS2017: ``features`` float32 [batch, 49], the RAW CICFlowMeter features in
   ``mtc_keras.cicids.FEATURES`` order; the builder's quantile transform runs inside the model.
 
-It returns {task: float32 [batch, classes]} probabilities. ``labels.json`` beside it names the
+It returns {task: float32 [batch, classes]} probabilities (the softmax of the trained model's
+logits). ``labels.json`` beside it names the
 dataset, the input and the classes of every task, so a reader needs nothing else::
 
     model = tf.saved_model.load("RUN_DIR/export")
@@ -67,6 +68,8 @@ def export(model, export_dir: str, dataset: str, *, quantiles=None, thresholds=N
     """
     import keras
 
+    from mtc_keras.models import probability_model
+
     if dataset not in TASKS:
         raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(TASKS)}")
     tasks = [task for task in TASKS[dataset] if task in model.output_names]
@@ -79,6 +82,7 @@ def export(model, export_dir: str, dataset: str, *, quantiles=None, thresholds=N
         raise ValueError(f"{dataset} models take packets; quantiles are only for cicids2017")
     if thresholds is not None:
         thresholds = check_thresholds(thresholds, tasks)
+    model = probability_model(model)  # the trained model gives logits; users get probabilities
     spec = serving_spec(model)
 
     archive = keras.export.ExportArchive()

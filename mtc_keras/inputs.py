@@ -152,6 +152,20 @@ def load_split(dataset: str, config: str, split: str, *, data_dir: str | None, b
     return Split(ds.prefetch(tf.data.AUTOTUNE), num_examples, batch_size)
 
 
+def flow_ids(dataset: str, config: str, split: str, *, data_dir: str | None,
+             max_examples: int | None = None) -> np.ndarray | None:
+    """The ``flow_id`` feature of a split in stored order (what ``load_split(training=False)``
+    yields), as str; None for a dataset without flows (CICIDS2017 rows)."""
+    data_builder = builder(dataset, config, data_dir)
+    if "flow_id" not in data_builder.info.features:
+        return None
+    split_arg = f"{split}[:{max_examples}]" if max_examples else split
+    ds = data_builder.as_dataset(split=split_arg, shuffle_files=False).map(
+        lambda example: example["flow_id"]).batch(8192)
+    parts = [batch.astype(str) for batch in tfds.as_numpy(ds)]
+    return np.concatenate(parts) if parts else np.zeros(0, str)
+
+
 def predict(model, split: Split, *, verbose: bool = True) -> tuple[dict, dict]:
     """Run the model over a (padded, unshuffled) split.
 

@@ -185,16 +185,21 @@ class TransformerEncoder(keras.layers.Layer):
     ISCX: the 6 heads see 48 dims and W^M projects the concatenation back to d = 50, as eq. 3
     does). ``dropout`` (0.1) is applied where PyTorch's ``nn.TransformerEncoderLayer`` applies it
     to its sub-layer outputs: after attention, inside the FFN and after the FFN.
+
+    ``norm_first=True`` gives the pre-norm variant (Xiong et al. 2020):
+    ``x = x + Dropout(MHA(LN(x)))`` then ``x = x + Dropout(FFN(LN(x)))``; a stack of them needs
+    one LayerNorm after its last encoder (the models add it).
     """
 
     def __init__(self, num_heads: int, key_dim: int, ff_dim: int = 1024, dropout: float = 0.1,
-                 layer_norm_epsilon: float = 1e-5, **kwargs):
+                 layer_norm_epsilon: float = 1e-5, norm_first: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.num_heads = int(num_heads)
         self.key_dim = int(key_dim)
         self.ff_dim = int(ff_dim)
         self.dropout = float(dropout)
         self.layer_norm_epsilon = float(layer_norm_epsilon)
+        self.norm_first = bool(norm_first)
 
     def build(self, input_shape):
         d_model = input_shape[-1]
@@ -216,6 +221,12 @@ class TransformerEncoder(keras.layers.Layer):
         self.ff_norm.build(input_shape)
 
     def call(self, inputs, training=None):
+        if self.norm_first:  # pre-norm: the residual stream itself is never normalised
+            normed = self.attention_norm(inputs)
+            attended = self.attention(normed, normed, training=training)
+            x = inputs + self.attention_dropout(attended, training=training)
+            hidden = self.ff_dropout(self.ff_in(self.ff_norm(x)), training=training)
+            return x + self.output_dropout(self.ff_out(hidden), training=training)
         attended = self.attention(inputs, inputs, training=training)
         x = self.attention_norm(inputs + self.attention_dropout(attended, training=training))
         hidden = self.ff_dropout(self.ff_in(x), training=training)
@@ -228,7 +239,7 @@ class TransformerEncoder(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "num_heads": self.num_heads, "key_dim": self.key_dim,
                 "ff_dim": self.ff_dim, "dropout": self.dropout,
-                "layer_norm_epsilon": self.layer_norm_epsilon}
+                "layer_norm_epsilon": self.layer_norm_epsilon, "norm_first": self.norm_first}
 
 
 # ------------------------------------------------------------------------------ CNN side

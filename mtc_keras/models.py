@@ -75,7 +75,14 @@ _TRANSFORMER_DEFAULTS = {
     "embedding_projection": True,
     # How a head reads a 3-D feature map: "pool" (global average pooling, §3.3.5) or
     # "flatten" (tokens flattened; a CNN map first average-pooled to n_tokens windows).
-    "head_readout": "pool",
+    # flatten by measurement (learning benchmark, 120 steps: app macro-F1 0.257 vs 0.181).
+    "head_readout": "flatten",
+    # "post" (the paper's Fig. 4a: LayerNorm after each residual sum) or "pre" (LayerNorm
+    # before each sub-layer, one more after the branch's last encoder). pre by measurement:
+    # through twelve post-norm encoders the share of the tokens that varies between packets
+    # falls from 0.59 to 0.03 at initialisation (0.17 pre-norm), and app macro-F1 after 120
+    # steps was 0.257 post-norm, 0.662 pre-norm.
+    "encoder_norm": "pre",
 }
 
 _MTC_DEFAULTS = {
@@ -155,6 +162,9 @@ def build_model(name: str, dataset: str, **overrides) -> keras.Model:
     if config.get("head_readout", "pool") not in HEAD_READOUTS:
         raise ValueError(f"head_readout must be one of {HEAD_READOUTS}, "
                          f"got {config['head_readout']!r}")
+    if config.get("encoder_norm", "post") not in ENCODER_NORMS:
+        raise ValueError(f"encoder_norm must be one of {ENCODER_NORMS}, "
+                         f"got {config['encoder_norm']!r}")
     if config.get("key_dim") is None and "num_heads" in config:
         config["key_dim"] = max(1, config["d_model"] // config["num_heads"])
 
@@ -261,10 +271,21 @@ def probability_model(model: keras.Model) -> keras.Model:
     return keras.Model(x, outputs, name=f"{model.name}_probabilities")
 
 
+ENCODER_NORMS = ("post", "pre")
+
+
 def _encoder(config, name):
     return mtc_layers.TransformerEncoder(
         config["num_heads"], config["key_dim"], ff_dim=config["ff_dim"],
-        dropout=config["transformer_dropout"], name=name)
+        dropout=config["transformer_dropout"], norm_first=config["encoder_norm"] == "pre",
+        name=name)
+
+
+def _final_norm(tokens, config, name="transformer_final_norm"):
+    """Pre-norm stacks end with a LayerNorm (their residual stream is never normalised)."""
+    if config["encoder_norm"] != "pre":
+        return tokens
+    return keras.layers.LayerNormalization(epsilon=1e-5, name=name)(tokens)
 
 
 def _embed(x, config):
@@ -313,7 +334,7 @@ def _mtc(x, config):
         cnn = bottleneck(stage[1], s, 2)(cnn, injected=injected)
         for b, filters in enumerate(stage[2:], start=3):
             cnn = bottleneck(filters, s, b)(cnn)
-    return {"transformer": tokens, "cnn": cnn}
+    return {"transformer": _final_norm(tokens, config), "cnn": cnn}
 
 
 def _transformer(x, config):
@@ -323,7 +344,7 @@ def _transformer(x, config):
                                                    name="transformer_position")(tokens)
     for e in range(1, config["num_encoders"] + 1):
         tokens = _encoder(config, f"transformer_e{e}")(tokens)
-    return {"transformer": tokens}
+    return {"transformer": _final_norm(tokens, config)}
 
 
 def _cnn(x, config):

@@ -24,7 +24,7 @@ from mtc_keras.layers import MaskedSparseCategoricalAccuracy, MaskedSparseCatego
 
 OPTIMIZERS = ("adam_l2", "adamw")
 DEFAULT_OPTIMIZER = "adam_l2"
-DEFAULT_WARMUP_STEPS = 0
+DEFAULT_WARMUP_STEPS = 50  # by measurement: see the module docstring
 
 
 @keras.saving.register_keras_serializable(package="mtc_keras")

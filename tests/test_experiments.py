@@ -280,6 +280,10 @@ def test_export_reloads_without_jax_and_matches_keras(run, reloaded, test_packet
     labels = json.loads((run["dir"] / "export" / "labels.json").read_text())
     assert labels["input"] == {"name": "packet", "dtype": "uint8", "shape": [None, 1500]}
     assert labels["tasks"] == {task: list(names) for task, names in TASKS["iscx"].items()}
+    # The run fitted the "unknown" thresholds on its validation flows.
+    assert labels["thresholds"]["level"] == "flow"
+    assert set(labels["thresholds"]["tasks"]) == set(TASKS["iscx"])
+    assert all(0.0 <= t["threshold"] <= 1.0 for t in labels["thresholds"]["tasks"].values())
 
 
 def test_export_rejects_wrong_dtype_and_shape_with_a_clear_error(reloaded):
@@ -334,8 +338,10 @@ def classified(run, demo, tmp_path_factory):
     shared = sorted(p for p in (SHARED_DATA / "pcaps").glob("*") if p.suffix in (".pcap", ".pcapng")) \
         if (SHARED_DATA / "pcaps").is_dir() else []
     output = tmp_path_factory.mktemp("classify") / "predictions.csv"
+    # Majority vote and no "unknown" (the checks below compare flows with packet votes).
     args = ["-m", "mtc_keras.classify", f"--model={run['dir'] / 'export'}",
-            f"--output={output}"] + [f"--pcap={p}" for p in [capture, *shared]]
+            f"--output={output}", "--aggregate=vote", "--min_confidence=0"] + [
+        f"--pcap={p}" for p in [capture, *shared]]
     result = _python(*args)
     return {"capture": capture, "shared": shared, "result": result, "packets": _rows(output),
             "flows": _rows(output.with_name("predictions_flows.csv"))}

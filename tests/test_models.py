@@ -114,6 +114,25 @@ def test_head_readout_choices_build_and_learn(readout):
         models.build_model("mtc", "iscx", head_readout="max")
 
 
+def test_pre_norm_encoders_end_with_a_layer_norm_and_round_trip(tmp_path):
+    model = models.build_model("transformer", "iscx", encoder_norm="pre",
+                               **SMALL["transformer", "iscx"])
+    assert all(layer.norm_first for layer in model.layers if isinstance(layer, TransformerEncoder))
+    assert model.get_layer("head_app_flatten").input is model.get_layer(
+        "transformer_final_norm").output
+    path = tmp_path / "pre.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert all(layer.norm_first for layer in loaded.layers
+               if isinstance(layer, TransformerEncoder))
+    x = np.random.default_rng(3).integers(0, 256, (8, 60)).astype("uint8")
+    for task, value in model(x, training=False).items():
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x, training=False)[task]),
+                                   keras.ops.convert_to_numpy(value), atol=1e-6)
+    with pytest.raises(ValueError, match="encoder_norm"):
+        models.build_model("mtc", "iscx", encoder_norm="sandwich")
+
+
 def test_full_size_iscx_mtc_runs_forward():
     model = models.build_model("mtc", "iscx")
     packets = np.random.default_rng(1).integers(0, 256, (2, 1500)).astype("uint8")
@@ -195,6 +214,6 @@ def test_ustc_heads_sit_on_the_branches_the_preset_names():
     assert {t: model.get_layer(t).output.shape[-1] for t in model.output_names} == {
         "app": 20, "malware": 2}
     # app reads the Transformer tokens, malware the CNN map (HEAD_BRANCH), 2:1 loss weights.
-    assert model.get_layer("head_app_pool").input.shape == (None, 30, 50)
+    assert model.get_layer("head_app_flatten").input.shape == (None, 30, 50)
     assert model.get_layer("head_malware_pool").input.shape == (None, 1500, 200)
     assert model.loss_weights == pytest.approx({"app": 2 / 3, "malware": 1 / 3})
