@@ -354,12 +354,13 @@ def run(dataset: str) -> str:
         quantiles = cicids.load_quantile_transform(data_builder)
     # The "unknown" answer of mtc-classify: per task, the confidence below which 5 % of the
     # correctly classified validation flows (their first 5 packets, as --flow_packets 5) fall.
+    # Rows without flows (CICIDS2017) are judged one by one.
     val_labels, val_probabilities = inputs.predict(model, validation, verbose=False)
+    val_flows = inputs.flow_ids(dataset, config, "validation", data_dir=DATA_DIR.value,
+                                max_examples=MAX_EVAL_EXAMPLES.value)
     thresholds = export.fit_confidence_thresholds(
-        val_labels, val_probabilities,
-        flow_ids=inputs.flow_ids(dataset, config, "validation", data_dir=DATA_DIR.value,
-                                 max_examples=MAX_EVAL_EXAMPLES.value),
-        share=UNKNOWN_SHARE.value, flow_packets=5)
+        val_labels, val_probabilities, flow_ids=val_flows, share=UNKNOWN_SHARE.value,
+        flow_packets=None if val_flows is None else 5)
     export.export(model, os.path.join(output_dir, "export"), dataset, quantiles=quantiles,
                   thresholds=thresholds)
     del history

@@ -85,7 +85,9 @@ def main(argv=None) -> int:
 
     model = build_model("mtc", "iscx", **SMALL_MTC)
     training.compile_model(model, learning_rate=3e-3)
-    initial = model.predict_on_batch(fixed)
+    from mtc_keras.models import softmax  # the heads give logits; the checks read probabilities
+
+    initial = {t: softmax(v) for t, v in model.predict_on_batch(fixed).items()}
     dataset = (tf.data.Dataset.from_tensor_slices((x, labels))
                .batch(args.batch_size, drop_remainder=True).repeat())
     losses = []
@@ -105,7 +107,7 @@ def main(argv=None) -> int:
         "variable_devices": np.array(variable_devices),
         **{f"weight_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())},
         **{f"initial_{t}": np.asarray(v) for t, v in initial.items()},
-        **{f"output_{t}": np.asarray(v) for t, v in model.predict_on_batch(fixed).items()},
+        **{f"output_{t}": softmax(v) for t, v in model.predict_on_batch(fixed).items()},
         **{f"label_{t}": y[:args.batch_size] for t, y in labels.items()},
     }
     if args.save:  # written whole, then renamed: a --reload worker never sees half a file
@@ -115,7 +117,8 @@ def main(argv=None) -> int:
         _wait_for(args.reload)
         reloaded = keras.saving.load_model(args.reload)
         result.update({f"reloaded_{t}": np.asarray(v)
-                       for t, v in reloaded.predict_on_batch(fixed).items()})
+                       for t, v in {k: softmax(x) for k, x in
+                                    reloaded.predict_on_batch(fixed).items()}.items()})
     np.savez(os.path.join(args.out, "result.npz"), **result)
     return 0
 

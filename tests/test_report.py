@@ -156,6 +156,8 @@ def _experiment_flags() -> flags.FlagValues:
     flags.DEFINE_enum("dataset_config", "paper", ["paper", "flow_split", "clean"], "", flag_values=fv)
     flags.DEFINE_integer("epochs", 100, "", flag_values=fv)
     flags.DEFINE_integer("batch_size", 128, "", flag_values=fv)
+    flags.DEFINE_enum("optimizer", "adam_l2", ["adam_l2", "adamw"], "", flag_values=fv)
+    flags.DEFINE_integer("warmup_steps", 50, "", flag_values=fv)
     flags.DEFINE_float("learning_rate", 1e-3, "", flag_values=fv)
     flags.DEFINE_float("weight_decay", 1e-4, "", flag_values=fv)
     flags.DEFINE_list("loss_weights", None, "", flag_values=fv)
@@ -199,6 +201,7 @@ def test_paper_flagfile_sets_what_the_paper_states_for_its_cell(key):
     assert fv.model == row.model
     assert fv.dataset_config == "paper"
     assert fv.output_dir == f"runs/{key}"
+    assert fv.optimizer == "adam_l2"  # the paper's PyTorch Adam(weight_decay=1e-4): an L2 term
     for flag, value in row.settings.items():
         parsed = fv[flag].value
         assert (",".join(parsed) if isinstance(parsed, list) else parsed) == value, flag

@@ -50,7 +50,7 @@ def _confidently_wrong_model():
 def test_a_confidently_wrong_head_still_receives_gradient():
     model, x, y = _confidently_wrong_model()
     assert models.softmax(model.predict_on_batch(x)["app"])[:, 1].max() < 1e-7
-    training.compile_model(model, learning_rate=1e-3, weight_decay=0.0)
+    training.compile_model(model, learning_rate=1e-3, weight_decay=0.0, warmup_steps=0)
     before = model.get_layer("app").get_weights()[1].copy()
     model.train_on_batch(x, y)
     after = model.get_layer("app").get_weights()[1]
@@ -60,7 +60,8 @@ def test_a_confidently_wrong_head_still_receives_gradient():
     # The failure this guards against: softmax inside, cross-entropy on clipped probabilities.
     model, x, y = _confidently_wrong_model()
     old = models.probability_model(model)
-    old.compile(optimizer=training.make_optimizer(learning_rate=1e-3, weight_decay=0.0),
+    old.compile(optimizer=training.make_optimizer(learning_rate=1e-3, weight_decay=0.0,
+                                                  warmup_steps=0),
                 loss={"app": L.MaskedSparseCategoricalCrossentropy(from_logits=False)})
     before = model.get_layer("app").get_weights()[1].copy()
     old.train_on_batch(x, y)
@@ -86,7 +87,8 @@ def test_adam_l2_adds_the_decay_to_the_gradient_like_pytorch_adam():
     results = {}
     for name in training.OPTIMIZERS:
         variable = keras.Variable(w0)
-        optimizer = training.make_optimizer(name, learning_rate=lr, weight_decay=wd)
+        optimizer = training.make_optimizer(name, learning_rate=lr, weight_decay=wd,
+                                            warmup_steps=0)
         for g in grads:
             optimizer.apply([ops.convert_to_tensor(g)], [variable])
         results[name] = _np(variable)
