@@ -77,7 +77,7 @@ def test_model_outputs_learns_and_round_trips(name, dataset, tmp_path):
         np.testing.assert_allclose(p, models.softmax(z), rtol=1e-4, atol=1e-6)
 
     # One epoch lowers the (finite) weighted loss.
-    training.compile_model(model, learning_rate=3e-3)
+    training.compile_model(model, learning_rate=3e-3, warmup_steps=0)  # 8 steps: no warmup
     before = model.evaluate(x, labels, batch_size=64, verbose=0, return_dict=True)
     model.fit(x, labels, batch_size=32, epochs=1, verbose=0, shuffle=False)
     after = model.evaluate(x, labels, batch_size=64, verbose=0, return_dict=True)
@@ -106,7 +106,7 @@ def test_head_readout_choices_build_and_learn(readout):
     traffic_in = model.get_layer("traffic").input.shape[-1]
     assert (app_in, traffic_in) == ((10, 16) if readout == "pool" else (6 * 10, 6 * 16))
     x, labels = _learnable_data("iscx", 60, list(TASKS["iscx"]))
-    training.compile_model(model, learning_rate=3e-3)
+    training.compile_model(model, learning_rate=3e-3, warmup_steps=0)  # 8 steps: no warmup
     before = model.evaluate(x, labels, batch_size=64, verbose=0, return_dict=True)["loss"]
     model.fit(x, labels, batch_size=32, epochs=1, verbose=0, shuffle=False)
     assert model.evaluate(x, labels, batch_size=64, verbose=0, return_dict=True)["loss"] < before
