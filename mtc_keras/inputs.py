@@ -160,8 +160,9 @@ def flow_ids(dataset: str, config: str, split: str, *, data_dir: str | None,
     if "flow_id" not in data_builder.info.features:
         return None
     split_arg = f"{split}[:{max_examples}]" if max_examples else split
-    ds = data_builder.as_dataset(split=split_arg, shuffle_files=False).map(
-        lambda example: example["flow_id"]).batch(8192)
+    # Batch first, then one map per batch (see the module docstring).
+    ds = data_builder.as_dataset(split=split_arg, shuffle_files=False).batch(8192).map(
+        lambda batch: batch["flow_id"])
     parts = [batch.astype(str) for batch in tfds.as_numpy(ds)]
     return np.concatenate(parts) if parts else np.zeros(0, str)
 

@@ -8,17 +8,13 @@ import sys
 
 import pytest
 
-from mtc_keras import labels, models
+from mtc_keras import labels
 from tests.conftest import REPO_ROOT
 from tfds_builders.ustc_tfc2016 import make_dummy_data
 
 
 @pytest.mark.slow
 def test_ustc_experiment_trains_reports_exports_and_classifies(tmp_path):
-    try:
-        models.default_config("cnn", "ustc_tfc2016")
-    except (KeyError, ValueError):
-        pytest.skip("mtc_keras.models has no ustc_tfc2016 preset yet")
     run_dir = tmp_path / "run"
     done = subprocess.run(
         [sys.executable, "-m", "experiments.ustc", "--flagfile=experiments/configs/ustc_cnn.cfg",
