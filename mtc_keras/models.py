@@ -28,6 +28,7 @@ from mtc_keras.packets import VECTOR_LEN
 MODEL_NAMES = ("mtc", "transformer", "cnn", "mtc_2task")
 BRANCHES = ("transformer", "cnn", "fusion", "heads")
 HEAD_READOUTS = ("pool", "flatten")
+HEAD_SOURCES = ("transformer", "cnn", "both")
 
 # Input of each dataset: name, dtype, the scale that maps it to [0, 1].
 _INPUTS = {
@@ -102,6 +103,9 @@ _MTC_DEFAULTS = {
     # hold much of their initial values after a few hundred steps (the 1D-CNN baseline then
     # predicted one class at test time: app macro-F1 0.067 after 178 steps, 0.9: see the note).
     "batchnorm_momentum": 0.9,
+    # {task: "transformer" | "cnn" | "both"} for the tasks whose head should not read the
+    # branch HEAD_BRANCH gives it ("both": the two readouts concatenated). None: HEAD_BRANCH.
+    "head_branches": None,
 }
 
 _MODEL_DEFAULTS = {
@@ -177,34 +181,51 @@ def build_model(name: str, dataset: str, **overrides) -> keras.Model:
     if scale is not None:
         x = keras.layers.Rescaling(scale, name="scale_bytes")(x)
 
+    branch_of = {}
     if name in ("mtc", "mtc_2task"):
-        unplaced = sorted(set(config["num_classes"]) - set(HEAD_BRANCH))
+        branch_of = {**HEAD_BRANCH, **(config.get("head_branches") or {})}
+        unplaced = sorted(set(config["num_classes"]) - set(branch_of))
         if unplaced:
             raise ValueError(f"tasks {unplaced} have no branch in HEAD_BRANCH {HEAD_BRANCH}")
+        bad = {t: b for t, b in branch_of.items() if b not in HEAD_SOURCES}
+        if bad:
+            raise ValueError(f"head_branches values must be one of {HEAD_SOURCES}, got {bad}")
     builder = {"mtc": _mtc, "mtc_2task": _mtc, "transformer": _transformer, "cnn": _cnn}[name]
     features = builder(x, config)  # branch -> feature tensor
     outputs = {}
     readout = config.get("head_readout", "pool")
     for task, classes in config["num_classes"].items():
-        source = features[HEAD_BRANCH[task]] if len(features) > 1 else next(iter(features.values()))
-        outputs[task] = _head(source, task, classes, readout, config.get("n_tokens"))
+        if len(features) == 1:
+            sources = list(features.values())
+        elif branch_of[task] == "both":
+            sources = [features["transformer"], features["cnn"]]
+        else:
+            sources = [features[branch_of[task]]]
+        outputs[task] = _head(sources, task, classes, readout, config.get("n_tokens"))
     return MtcModel(inputs, outputs, name=f"{name}_{dataset}",
                     loss_weights=dict(config["loss_weights"]))
 
 
-def _head(features, task: str, classes: int, readout: str, n_tokens: int | None):
-    """§3.3.5: a readout of the branch's features, then a dense layer giving the task's logits
-    (float32 under mixed precision). The softmax of the paper's heads is applied by the loss
-    (``from_logits=True``) and by ``probability_model``, never inside the trained model."""
-    if len(features.shape) == 3:
-        if readout == "pool":
-            features = keras.layers.GlobalAveragePooling1D(name=f"head_{task}_pool")(features)
-        else:
-            length = features.shape[1]
-            if n_tokens and length > n_tokens and length % n_tokens == 0:
-                features = keras.layers.AveragePooling1D(
-                    length // n_tokens, name=f"head_{task}_pool")(features)
-            features = keras.layers.Flatten(name=f"head_{task}_flatten")(features)
+def _head(sources, task: str, classes: int, readout: str, n_tokens: int | None):
+    """§3.3.5: a readout of the branch's features (of each branch in ``sources``, concatenated),
+    then a dense layer giving the task's logits (float32 under mixed precision). The softmax of
+    the paper's heads is applied by the loss (``from_logits=True``) and by
+    ``probability_model``, never inside the trained model."""
+    readouts = []
+    for i, features in enumerate(sources):
+        prefix = f"head_{task}" if len(sources) == 1 else f"head_{task}_{i + 1}"
+        if len(features.shape) == 3:
+            if readout == "pool":
+                features = keras.layers.GlobalAveragePooling1D(name=f"{prefix}_pool")(features)
+            else:
+                length = features.shape[1]
+                if n_tokens and length > n_tokens and length % n_tokens == 0:
+                    features = keras.layers.AveragePooling1D(
+                        length // n_tokens, name=f"{prefix}_pool")(features)
+                features = keras.layers.Flatten(name=f"{prefix}_flatten")(features)
+        readouts.append(features)
+    features = readouts[0] if len(readouts) == 1 else keras.layers.Concatenate(
+        name=f"head_{task}_concat")(readouts)
     return keras.layers.Dense(classes, dtype="float32", name=task)(features)
 
 

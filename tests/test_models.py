@@ -217,3 +217,22 @@ def test_ustc_heads_sit_on_the_branches_the_preset_names():
     assert model.get_layer("head_app_flatten").input.shape == (None, 30, 50)
     assert model.get_layer("head_malware_pool").input.shape == (None, 1500, 200)
     assert model.loss_weights == pytest.approx({"app": 2 / 3, "malware": 1 / 3})
+
+
+@pytest.mark.parametrize("source", models.HEAD_SOURCES)
+def test_head_branches_choose_what_a_head_reads_and_round_trip(source, tmp_path):
+    model = models.build_model("mtc", "iscx", head_branches={"app": source},
+                               **SMALL["mtc", "iscx"])
+    # flatten readouts: Transformer 6 tokens x 10, CNN map pooled to 6 windows x 16 channels.
+    width = {"transformer": 6 * 10, "cnn": 6 * 16, "both": 6 * 10 + 6 * 16}[source]
+    assert model.get_layer("app").input.shape[-1] == width
+    assert model.get_layer("traffic").input.shape[-1] == 6 * 16  # HEAD_BRANCH still rules it
+    path = tmp_path / f"{source}.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    x = np.random.default_rng(4).integers(0, 256, (8, 60)).astype("uint8")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x, training=False)["app"]),
+                               keras.ops.convert_to_numpy(model(x, training=False)["app"]),
+                               atol=1e-6)
+    with pytest.raises(ValueError, match="head_branches"):
+        models.build_model("mtc", "iscx", head_branches={"app": "fusion"})
