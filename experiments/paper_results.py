@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 
-MODEL_NAMES = {"mtc": "MTC", "transformer": "Transformer", "cnn": "1D-CNN", "mtc_2task": "MTC-2task"}
+from mtc_keras import registry
+
+MODEL_NAMES = registry.MODELS  # model -> the title the tables give it
 
 TABLES = {
     "table4": "Table 4: F1 (%) and recall (%) of MTC, multi-task Transformer, multi-task 1D-CNN "

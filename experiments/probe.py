@@ -28,13 +28,13 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from absl import app, flags, logging
 
+from mtc_keras import registry
 from mtc_keras.evaluation import evaluate_predictions, write_reports
 from mtc_keras.labels import MISSING, TASKS
-from mtc_keras.leakage import prepared_builder
 from mtc_keras.packets import header_fields
 
 DATASET = "iscx"  # the default --dataset
-DATASETS = ("iscx", "ustc_tfc2016")  # the packet datasets (the probes read packet vectors)
+DATASETS = registry.PACKET_DATASETS  # the probes read packet vectors
 HEADER_FIELDS = ("protocol", "src_port", "dst_port", "ip_length")
 PREFIX_BYTES = 64
 
@@ -86,7 +86,7 @@ def load_splits(data_dir: str, config: str, *, batch_size: int = 8192,
     import tensorflow_datasets as tfds
 
     _check_dataset(dataset)
-    builder = prepared_builder(data_dir, config, dataset)
+    builder = registry.load(dataset, config, data_dir)
     splits = {}
     for split in builder.info.splits:
         parts = []

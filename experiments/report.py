@@ -9,7 +9,8 @@ goes to that model's Table 4 row. Runs of other models (e.g. shortcut probes) be
 under the MTC rows of Table 4 (and under the rows of every ISCX sweep table shown). Every row
 of ours names its dataset config (split) and run dir.
 
-A "Leakage" section gives, for every ISCX VPN-nonVPN config built in a TFDS data_dir (those of
+A "Leakage" section gives, for every config of a packet dataset (ISCX VPN-nonVPN, USTC-TFC2016:
+``mtc_keras.registry.PACKET_DATASETS``) built in a TFDS data_dir (those of
 --data_dir, else the ``data_dir`` the runs recorded), the share of test packets whose flow has
 packets in train and the share of test vectors found byte-for-byte in train: from the build
 report in the dataset's metadata, or computed from the built splits (``mtc_keras.leakage``).
@@ -24,18 +25,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from absl import app, flags
 
 from experiments.paper_results import MODEL_NAMES, PAPER_ROWS, TABLES, PaperRow
+from mtc_keras import registry
 from mtc_keras.evaluation import read_metrics
 from mtc_keras.labels import TASKS
 
 _OUTPUT = flags.DEFINE_string("output", None, "Also write the markdown report to this file.")
 
-TABLE4_DATASETS = ("iscx", "cicids2017")  # the paper's Table 4
+TABLE4_DATASETS = tuple(key for key, d in registry.DATASETS.items() if d.in_paper)  # Table 4
 TABLE4_TASKS = tuple(task for dataset in TABLE4_DATASETS for task in TASKS[dataset])
 # Datasets the paper does not evaluate on: a table of their own, our runs only (no published
 # row is quoted that this project has not checked against its source).
-OTHER_DATASET_TABLES = {
-    "ustc_tfc2016": "USTC-TFC2016 (not in the MTC paper): F1 (%) and recall (%) of our runs",
-}
+OTHER_DATASET_TABLES = {key: f"{d.title} (not in the MTC paper): F1 (%) and recall (%) of our runs"
+                        for key, d in registry.DATASETS.items() if not d.in_paper}
 NO_VALUE = "–"
 
 
@@ -193,66 +194,69 @@ LEAKAGE_FIGURES = {  # figure (mtc_keras.leakage) -> column title
     "test_packets_with_flow_in_train": "test packets whose flow is in train (%)",
     "test_vectors_in_train": "test vectors found byte-for-byte in train (%)",
 }
-# The same figures under the names the ISCX builder's build report stores them.
-_BUILD_REPORT_NAMES = {"test_packets_whose_flow_is_in_train": "test_packets_with_flow_in_train",
-                       "test_packets_whose_vector_is_in_train": "test_vectors_in_train"}
 
 
 @dataclasses.dataclass(frozen=True)
 class Leakage:
-    """The leakage figures (shares in [0, 1]) of one built ISCX config."""
+    """The leakage figures (shares in [0, 1]) of one built config of a packet dataset."""
 
     data_dir: str
     config: str
     test_packets: int
     figures: Mapping[str, float | None]
     source: str  # "build report" or "computed"
+    dataset: str = "iscx"
 
 
-def iscx_leakage(data_dir: str) -> list[Leakage]:
-    """Leakage of every ISCX config built in ``data_dir``: from the build report stored in the
-    dataset's metadata where it has the figures, else computed from the splits."""
-    import tensorflow_datasets as tfds
-
+def packet_leakage(data_dir: str, dataset: str = "iscx") -> list[Leakage]:
+    """Leakage of every config of a packet dataset built in ``data_dir``: from the build report
+    stored in the dataset's metadata where it has the figures, else computed from the splits."""
     from mtc_keras.leakage import leakage_from_tfds
-    from tfds_builders.iscx_vpn_nonvpn import Builder
 
     found = []
-    for config in Builder.builder_configs:
-        builder = tfds.builder(f"{Builder.name}/{config}", data_dir=data_dir)
-        if not builder.is_prepared():
+    for config in registry.DATASETS[dataset].configs:
+        try:
+            builder = registry.load(dataset, config, data_dir)
+        except registry.NotBuiltError:
             continue
-        stored = (builder.info.metadata or {}).get("build_report", {}).get("leakage", {})
-        figures = {_BUILD_REPORT_NAMES.get(key, key): value for key, value in stored.items()}
+        figures = (builder.info.metadata or {}).get("build_report", {}).get("leakage", {})
         source = "build report"
         if not set(LEAKAGE_FIGURES) <= set(figures):
-            figures, source = leakage_from_tfds(data_dir, config), "computed"
+            figures, source = leakage_from_tfds(data_dir, config, dataset=dataset), "computed"
         found.append(Leakage(data_dir=data_dir, config=config, figures=figures, source=source,
-                             test_packets=builder.info.splits["test"].num_examples))
+                             test_packets=builder.info.splits["test"].num_examples, dataset=dataset))
     return found
 
 
+def iscx_leakage(data_dir: str) -> list[Leakage]:
+    """``packet_leakage`` of ISCX VPN-nonVPN."""
+    return packet_leakage(data_dir, "iscx")
+
+
 def leakage_data_dirs(runs: Sequence[Run]) -> list[str]:
-    """The data_dirs that ISCX runs recorded (e.g. the probes' run info) and that exist."""
-    dirs = [run.info.get("data_dir") for run in runs if run.info["dataset"] == "iscx"]
+    """The data_dirs that runs of packet datasets recorded (e.g. the probes' run info) and that exist."""
+    dirs = [run.info.get("data_dir") for run in runs if run.info["dataset"] in registry.PACKET_DATASETS]
     return list(dict.fromkeys(d for d in dirs if isinstance(d, str) and os.path.isdir(d)))
 
 
 def leakage_section(leakages: Sequence[Leakage]) -> str:
-    """Markdown: one row per built config, with both leakage figures in %."""
-    lines = ["## Leakage (ISCX VPN-nonVPN)", "",
-             "How much of each test split the train split already holds. `paper` splits per packet, "
-             "so the other packets of a test packet's flow are mostly in train; `flow_split` puts "
-             "whole flows in one split and each distinct vector in one split, so both figures are "
-             "0 there.", "",
-             "| split | " + " | ".join(LEAKAGE_FIGURES.values()) + " | test packets | source | data_dir |",
-             "|---|" + "---:|" * (len(LEAKAGE_FIGURES) + 1) + "---|---|"]
-    for leak in leakages:
-        values = [_number(None if leak.figures[key] is None else 100 * leak.figures[key])
-                  for key in LEAKAGE_FIGURES]
-        lines.append(f"| {leak.config} | " + " | ".join(values)
-                     + f" | {leak.test_packets} | {leak.source} | {leak.data_dir} |")
-    return "\n".join(lines)
+    """Markdown: per packet dataset, one row per built config, with both leakage figures in %."""
+    sections = []
+    for dataset in dict.fromkeys(leak.dataset for leak in leakages):
+        lines = [f"## Leakage ({registry.DATASETS[dataset].title})", "",
+                 "How much of each test split the train split already holds. `paper` splits per packet, "
+                 "so the other packets of a test packet's flow are mostly in train; `flow_split` puts "
+                 "whole flows in one split and each distinct vector in one split, so both figures are "
+                 "0 there.", "",
+                 "| split | " + " | ".join(LEAKAGE_FIGURES.values()) + " | test packets | source | data_dir |",
+                 "|---|" + "---:|" * (len(LEAKAGE_FIGURES) + 1) + "---|---|"]
+        for leak in (leak for leak in leakages if leak.dataset == dataset):
+            values = [_number(None if leak.figures[key] is None else 100 * leak.figures[key])
+                      for key in LEAKAGE_FIGURES]
+            lines.append(f"| {leak.config} | " + " | ".join(values)
+                         + f" | {leak.test_packets} | {leak.source} | {leak.data_dir} |")
+        sections.append("\n".join(lines))
+    return "\n\n".join(sections)
 
 
 def main(argv: Sequence[str]) -> None:
@@ -265,11 +269,13 @@ def main(argv: Sequence[str]) -> None:
     leakages, given = [], flags.FLAGS.data_dir
     for data_dir in given or leakage_data_dirs(runs):
         try:
-            found = iscx_leakage(data_dir)
+            found = [leak for dataset in registry.PACKET_DATASETS
+                     for leak in packet_leakage(data_dir, dataset)]
         except ValueError as error:  # e.g. a data_dir built by another version of the builder
             raise app.UsageError(str(error)) from error
         if not found and given:
-            raise app.UsageError(f"--data_dir={data_dir} holds no built iscx_vpn_nonvpn config")
+            names = ", ".join(registry.DATASETS[d].tfds_name for d in registry.PACKET_DATASETS)
+            raise app.UsageError(f"--data_dir={data_dir} holds no built config of {names}")
         leakages += found
     markdown = build_report(runs, extra_sections=[leakage_section(leakages)] if leakages else [])
     print(markdown, end="")
@@ -281,6 +287,6 @@ def main(argv: Sequence[str]) -> None:
 if __name__ == "__main__":
     # Defined here, not at import: the experiment scripts define a --data_dir of their own, and
     # the tests import them beside this module.
-    flags.DEFINE_list("data_dir", None, "TFDS data_dirs whose built ISCX configs get leakage "
+    flags.DEFINE_list("data_dir", None, "TFDS data_dirs whose built packet-dataset configs get leakage "
                       "figures (default: the data_dir recorded in the runs, where it exists).")
     app.run(main)

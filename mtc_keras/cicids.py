@@ -39,6 +39,7 @@ from typing import BinaryIO, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from mtc_keras import registry
 from mtc_keras.labels import CICIDS_ATTACKS, canonical_cicids_label, cicids_attack
 
 log = logging.getLogger(__name__)
@@ -157,8 +158,8 @@ TABLE2_BALANCED = {"Benign": 1_330_000, "DoS/DDoS": 350_000, "PortScan": 75_500,
                    "Brute force": 66_000, "Web attack": 65_500, "Botnet ARES": 65_000}
 FULL_CLEAN_ROWS = sum(TABLE2_IMBALANCED.values())  # 2,425,691 rows: the whole dataset, cleaned
 
-CONFIGS = ("paper", "clean")
-SPLIT_FRACTIONS = {"train": 0.64, "validation": 0.16, "test": 0.20}
+CONFIGS = registry.DATASETS["cicids2017"].configs
+SPLIT_FRACTIONS = registry.split_fractions("cicids2017")
 SMOTE_K = 5  # imbalanced-learn's default k_neighbors
 SMOTE_POOL = 50_000  # neighbours are searched among at most this many rows of a class
 N_QUANTILES = 1000  # scikit-learn's default

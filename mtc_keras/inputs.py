@@ -16,21 +16,15 @@ TensorFlow only feeds data here: ``configure_tensorflow`` keeps it off the GPU, 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 from absl import logging
 
+from mtc_keras import registry
 from mtc_keras.labels import MISSING, TASKS
 
-# dataset key (TASKS) -> (TFDS name, the module that registers its builder, the model input).
-_DATASETS = {
-    "iscx": ("iscx_vpn_nonvpn", "tfds_builders.iscx_vpn_nonvpn", "packet"),
-    "cicids2017": ("cicids2017", "tfds_builders.cicids2017", "features"),
-    "ustc_tfc2016": ("ustc_tfc2016", "tfds_builders.ustc_tfc2016", "packet"),
-}
 SHUFFLE_BUFFER = 16_384
 
 
@@ -43,43 +37,14 @@ def configure_tensorflow() -> None:
 
 
 def input_name(dataset: str) -> str:
-    """Name of the model input: 'packet' (ISCX) or 'features' (CICIDS2017)."""
-    return _dataset(dataset)[2]
+    """Name of the model input (and of the TFDS feature it reads): see mtc_keras.registry."""
+    return registry.dataset(dataset).input_name
 
 
-def tfds_name(dataset: str, config: str) -> str:
-    """'iscx', 'flow_split' -> 'iscx_vpn_nonvpn/flow_split' (and registers the builder)."""
-    name, module, _ = _dataset(dataset)
-    importlib.import_module(module)
-    return f"{name}/{config}"
-
-
-def _dataset(dataset: str):
-    if dataset not in _DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(_DATASETS)}")
-    return _DATASETS[dataset]
-
-
-def builder(dataset: str, config: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
-    """The TFDS builder of a dataset config (prepared or not)."""
-    return tfds.builder(tfds_name(dataset, config), data_dir=data_dir)
-
-
-def prepare(dataset: str, config: str, data_dir: str | None, manual_dir: str | None = None):
-    """Build the dataset into data_dir from manual_dir unless it is there already.
-
-    Raises FileNotFoundError naming both folders when it is absent and no manual_dir is given.
-    """
-    data_builder = builder(dataset, config, data_dir)
-    if data_builder.is_prepared():
-        return data_builder
-    if not manual_dir:
-        raise FileNotFoundError(
-            f"{tfds_name(dataset, config)} is not built in {data_builder.data_dir_root}: pass "
-            f"--manual_dir=<folder with the raw files> to build it (see BUILD.md)")
-    data_builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
-    return data_builder
+# Loading a built dataset is mtc_keras.registry's (one way, one "not built" error); these are
+# the same functions under the names the entry points have used.
+builder = registry.builder
+prepare = registry.prepare
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,16 +75,13 @@ def load_split(dataset: str, config: str, split: str, *, data_dir: str | None, b
     tasks = tuple(tasks or TASKS[dataset])
     x_key = input_name(dataset)
     split_arg = f"{split}[:{max_examples}]" if max_examples else split
-    data_builder = builder(dataset, config, data_dir)
-    if not data_builder.is_prepared():
-        raise FileNotFoundError(
-            f"{tfds_name(dataset, config)} is not built in {data_builder.data_dir_root}")
+    data_builder = registry.load(dataset, config, data_dir)
     num_examples = data_builder.info.splits[split_arg].num_examples
     if training and num_examples < batch_size:
         raise ValueError(f"split {split_arg!r} has {num_examples} examples, fewer than one "
                          f"training batch of {batch_size}")
     if num_examples == 0:
-        raise ValueError(f"split {split_arg!r} of {tfds_name(dataset, config)} is empty")
+        raise ValueError(f"split {split_arg!r} of {data_builder.name}/{config} is empty")
     verbosity = logging.get_verbosity()
     logging.set_verbosity(logging.ERROR)  # TFDS warns of its own use of a deprecated field
     try:
@@ -156,7 +118,7 @@ def flow_ids(dataset: str, config: str, split: str, *, data_dir: str | None,
              max_examples: int | None = None) -> np.ndarray | None:
     """The ``flow_id`` feature of a split in stored order (what ``load_split(training=False)``
     yields), as str; None for a dataset without flows (CICIDS2017 rows)."""
-    data_builder = builder(dataset, config, data_dir)
+    data_builder = registry.load(dataset, config, data_dir)
     if "flow_id" not in data_builder.info.features:
         return None
     split_arg = f"{split}[:{max_examples}]" if max_examples else split

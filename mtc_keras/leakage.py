@@ -9,11 +9,14 @@ so a model can score by recall instead of by generalising. Two figures measure t
 - ``test_vectors_in_train``: the share of test vectors that also occur byte-for-byte in train.
 
 Both are exactly 0 for a flow split that keeps identical vectors in one split. Vectors are
-compared by a 16-byte BLAKE2b digest of their bytes (a collision is ~2^-64 likely per pair),
-so train can be summarised in one streaming pass and never held whole in memory.
+compared by their digest, ``vector_digests``: an 8-byte BLAKE2b of their bytes as a uint64 (a
+collision is ~2^-64 likely per pair; the builders' cross-split de-duplication uses the same
+digest), so train can be summarised in one streaming pass and never held whole in memory.
 
-``leakage_figures`` works on arrays (a builder calls it with the splits it wrote);
-``leakage_from_tfds`` reads a built ISCX (or USTC-TFC2016) config back and computes the same figures.
+This module is the one place the figures are computed and named (FIGURES, COUNTS): the build
+reports store them under these names (``figures_from_keys`` from the flow and vector keys a
+builder holds, or ``leakage_figures`` from arrays) and ``leakage_from_tfds`` computes them from
+a built packet dataset (ISCX VPN-nonVPN, USTC-TFC2016) read back.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from collections.abc import Iterable
 
 import numpy as np
 
-DIGEST_SIZE = 16
+from mtc_keras import registry
+
+DIGEST_SIZE = 8
 FIGURES = ("test_packets_with_flow_in_train", "test_vectors_in_train")
 # Counts beside the shares: test_packets is the denominator of both.
 COUNTS = ("test_packets", "test_packets_with_flow_in_train_count", "test_vectors_in_train_count",
@@ -31,12 +36,40 @@ COUNTS = ("test_packets", "test_packets_with_flow_in_train_count", "test_vectors
 
 
 def vector_digests(packets) -> np.ndarray:
-    """One ``S16`` BLAKE2b digest per row of a 2-D uint8 array (rows equal <=> digests equal)."""
+    """One uint64 digest (8-byte BLAKE2b, little-endian) per row of a 2-D uint8 array: rows
+    equal <=> digests equal, up to a ~2^-64 chance per pair."""
     packets = np.ascontiguousarray(packets, dtype=np.uint8)
     if packets.ndim != 2:
         raise ValueError(f"packets must be [n, bytes], got shape {packets.shape}")
-    return np.array([hashlib.blake2b(row, digest_size=DIGEST_SIZE).digest() for row in packets],
-                    dtype=f"S{DIGEST_SIZE}")
+    digests = b"".join(hashlib.blake2b(row, digest_size=DIGEST_SIZE).digest() for row in packets)
+    return np.frombuffer(digests, "<u8").astype(np.uint64)
+
+
+def figures_from_keys(train_flows, train_vectors, test_flows, test_vectors) -> dict:
+    """FIGURES and COUNTS from per-packet keys: flow keys (any comparable values that name a
+    flow uniquely, e.g. flow ids or their hashes) and vector digests, for train and test."""
+    train_flows, test_flows = np.asarray(train_flows), np.asarray(test_flows)
+    train_vectors, test_vectors = np.asarray(train_vectors), np.asarray(test_vectors)
+    flows = set(train_flows.tolist())
+    distinct = np.unique(train_vectors)
+    flow_hits = sum(flow in flows for flow in test_flows.tolist())
+    vector_hits = int(np.isin(test_vectors, distinct).sum())
+    return _figures(len(test_vectors), flow_hits, vector_hits, len(train_vectors), len(flows),
+                    len(distinct))
+
+
+def _figures(test_packets, flow_hits, vector_hits, train_packets, train_flows, distinct) -> dict:
+    share = (lambda hits: hits / test_packets) if test_packets else (lambda hits: None)
+    return {
+        "test_packets_with_flow_in_train": share(flow_hits),
+        "test_vectors_in_train": share(vector_hits),
+        "test_packets": int(test_packets),
+        "test_packets_with_flow_in_train_count": int(flow_hits),
+        "test_vectors_in_train_count": int(vector_hits),
+        "train_packets": int(train_packets),
+        "train_flows": int(train_flows),
+        "train_distinct_vectors": int(distinct),
+    }
 
 
 def _flow_strings(flow_ids) -> np.ndarray:
@@ -79,7 +112,7 @@ class LeakageCounter:
     def add_test(self, flow_ids, packets) -> None:
         if self._train_sorted is None:
             self._train_sorted = np.unique(np.concatenate(
-                self._train_digests or [np.zeros(0, f"S{DIGEST_SIZE}")]))
+                self._train_digests or [np.zeros(0, np.uint64)]))
             self._train_digests = []
         flow_ids, digests = self._check(flow_ids, packets)
         self.test_packets += len(digests)
@@ -92,24 +125,15 @@ class LeakageCounter:
             distinct = len(np.unique(np.concatenate(self._train_digests))) if self._train_digests else 0
         else:
             distinct = len(self._train_sorted)
-        share = (lambda hits: hits / self.test_packets) if self.test_packets else (lambda hits: None)
-        return {
-            "test_packets_with_flow_in_train": share(self.flow_hits),
-            "test_vectors_in_train": share(self.vector_hits),
-            "test_packets": self.test_packets,
-            "test_packets_with_flow_in_train_count": self.flow_hits,
-            "test_vectors_in_train_count": self.vector_hits,
-            "train_packets": self.train_packets,
-            "train_flows": len(self._train_flows),
-            "train_distinct_vectors": distinct,
-        }
+        return _figures(self.test_packets, self.flow_hits, self.vector_hits, self.train_packets,
+                        len(self._train_flows), distinct)
 
 
 def leakage_figures(train_flow_ids, train_packets, test_flow_ids, test_packets) -> dict:
     """The leakage figures of one train/test pair of splits.
 
     ``*_flow_ids``: [n] flow ids (str or bytes; they must name a flow uniquely across captures,
-    as the builder's ``flow_id`` does); ``*_packets``: uint8 [n, 1500] vectors.
+    as the builders' ``flow_id`` does); ``*_packets``: uint8 [n, 1500] vectors.
     Returns FIGURES (shares in [0, 1], None for an empty test split) and COUNTS.
     """
     counter = LeakageCounter()
@@ -126,34 +150,11 @@ def _batches(builder, split: str, batch_size: int) -> Iterable[tuple[np.ndarray,
         yield batch["flow_id"], batch["packet"]
 
 
-def prepared_builder(data_dir: str, config: str, dataset: str = "iscx"):
-    """The built ``<dataset's TFDS name>/<config>`` builder of ``data_dir`` (dataset: a packet
-    dataset key of mtc_keras.labels.TASKS, "iscx" or "ustc_tfc2016"); ValueError when the
-    config is unknown or not built there (with the command that builds it)."""
-    import tensorflow_datasets as tfds
-
-    from mtc_keras.inputs import tfds_name  # registers the builder
-
-    name = tfds_name(dataset, config)  # ValueError for an unknown dataset
-    builder = tfds.builder(name, data_dir=data_dir)  # ValueError if the config is unknown
-    if not builder.is_prepared():
-        folder = name.split("/")[0]
-        raise ValueError(f"{name} is not built in {data_dir}: run `tfds build "
-                         f"tfds_builders/{folder} --config={config} --data_dir={data_dir} "
-                         f"--manual_dir=CAPTURES` first")
-    return builder
-
-
-def prepared_iscx_builder(data_dir: str, config: str):
-    """``prepared_builder`` of ISCX VPN-nonVPN."""
-    return prepared_builder(data_dir, config, "iscx")
-
-
 def leakage_from_tfds(data_dir: str, config: str, *, train_split: str = "train",
                       test_split: str = "test", batch_size: int = 4096, dataset: str = "iscx") -> dict:
     """``leakage_figures`` of a built ``<dataset>/<config>`` (default ``iscx_vpn_nonvpn``) in
     ``data_dir``, streamed."""
-    builder = prepared_builder(data_dir, config, dataset)
+    builder = registry.load(dataset, config, data_dir)
     counter = LeakageCounter()
     for flow_ids, packets in _batches(builder, train_split, batch_size):
         counter.add_train(flow_ids, packets)

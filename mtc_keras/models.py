@@ -22,52 +22,23 @@ import keras
 import numpy as np
 
 from mtc_keras import layers as mtc_layers
+from mtc_keras import registry
 from mtc_keras.labels import TASKS
-from mtc_keras.packets import VECTOR_LEN
 
-MODEL_NAMES = ("mtc", "transformer", "cnn", "mtc_2task")
+MODEL_NAMES = tuple(registry.MODELS)
 BRANCHES = ("transformer", "cnn", "fusion", "heads")
 HEAD_READOUTS = ("pool", "flatten")
 HEAD_SOURCES = ("transformer", "cnn", "both")
 
-# Input of each dataset: name, dtype, the scale that maps it to [0, 1].
-_INPUTS = {
-    "iscx": ("packet", "uint8", 1.0 / 255.0),
-    "cicids2017": ("features", "float32", None),
-    "ustc_tfc2016": ("packet", "uint8", 1.0 / 255.0),
-}
-DATASETS = tuple(d for d in TASKS if d in _INPUTS)
+# The datasets, their inputs (name, dtype, scale, seq_len), their presets (n_tokens, d_model,
+# num_heads) and their loss weight ratios: mtc_keras.registry.
+DATASETS = tuple(registry.DATASETS)
 
 # Which branch feeds each task's head in MTC (§3.3.5); the baselines have one branch.
 # USTC-TFC2016 follows CICIDS2017's split: the fine-grained task (app) on the Transformer
 # branch, the coarse binary task (malware) on the CNN branch.
 HEAD_BRANCH = {"app": "transformer", "traffic": "cnn", "aux": "cnn",
                "attack": "transformer", "mal": "cnn", "malware": "cnn"}
-
-# Loss weight ratios (§3.3.5, §4.3). MTC-2task drops aux and keeps MTC's ratio for the rest;
-# on CICIDS2017 there is no aux task, so MTC-2task is MTC.
-_LOSS_RATIOS = {
-    "iscx": {"mtc": {"app": 6, "traffic": 2, "aux": 1},
-             "mtc_2task": {"app": 6, "traffic": 2},
-             "transformer": {"app": 4, "traffic": 2, "aux": 1},
-             "cnn": {"app": 2, "traffic": 2, "aux": 1}},
-    "cicids2017": {"mtc": {"attack": 2, "mal": 1},
-                   "mtc_2task": {"attack": 2, "mal": 1},
-                   "transformer": {"attack": 3, "mal": 1},
-                   "cnn": {"attack": 3, "mal": 1}},
-    # USTC-TFC2016 (not in the paper): 2:1 like the paper's CICIDS2017 MTC heads.
-    "ustc_tfc2016": {"mtc": {"app": 2, "malware": 1},
-                     "mtc_2task": {"app": 2, "malware": 1},
-                     "transformer": {"app": 2, "malware": 1},
-                     "cnn": {"app": 2, "malware": 1}},
-}
-
-# Hyper-parameters that differ between the datasets (§3.3.2, Table 3, §4.4.2).
-_DATASET_DEFAULTS = {
-    "iscx": {"seq_len": VECTOR_LEN, "n_tokens": 30, "d_model": 50, "num_heads": 6},
-    "cicids2017": {"seq_len": 49, "n_tokens": 7, "d_model": 7, "num_heads": 7},
-    "ustc_tfc2016": {"seq_len": VECTOR_LEN, "n_tokens": 30, "d_model": 50, "num_heads": 6},
-}
 
 _TRANSFORMER_DEFAULTS = {
     "key_dim": None,  # None: d_model // num_heads (8 on ISCX, see TransformerEncoder)
@@ -134,7 +105,7 @@ def _check(name: str, dataset: str):
 def default_loss_weights(name: str, dataset: str) -> dict[str, float]:
     """The paper's loss weights of a model, normalised to sum to 1 (a weighted average)."""
     _check(name, dataset)
-    ratios = _LOSS_RATIOS[dataset][name]
+    ratios = registry.DATASETS[dataset].loss_ratios[name]
     total = sum(ratios.values())
     return {task: ratio / total for task, ratio in ratios.items()}
 
@@ -144,7 +115,8 @@ def default_config(name: str, dataset: str) -> dict:
     _check(name, dataset)
     tasks = _tasks(name, dataset)
     return {
-        **_DATASET_DEFAULTS[dataset],
+        "seq_len": registry.DATASETS[dataset].seq_len,
+        **registry.DATASETS[dataset].model_defaults,
         **_MODEL_DEFAULTS[name],
         "num_classes": {task: len(TASKS[dataset][task]) for task in tasks},
         "loss_weights": default_loss_weights(name, dataset),
@@ -175,7 +147,8 @@ def build_model(name: str, dataset: str, **overrides) -> keras.Model:
     if config.get("key_dim") is None and "num_heads" in config:
         config["key_dim"] = max(1, config["d_model"] // config["num_heads"])
 
-    input_name, input_dtype, scale = _INPUTS[dataset]
+    spec = registry.DATASETS[dataset]
+    input_name, input_dtype, scale = spec.input_name, spec.input_dtype, spec.input_scale
     inputs = keras.Input((config["seq_len"],), dtype=input_dtype, name=input_name)
     x = inputs
     if scale is not None:

@@ -5,8 +5,9 @@ Every packet gets a priority, a 64-bit hash of (seed, capture name, packet index
 or on the number of workers. ``packet_split`` splits per packet in a second seeded order (the
 paper's protocol); ``flow_split`` sends whole flows, in a seeded order, each to the split
 furthest below its share of the packets; ``in_an_earlier_split`` finds the vectors to drop so
-that each distinct vector stays in one split. Used by the ISCX VPN-nonVPN builder and by
-``mtc_keras.ustc``.
+that each distinct vector stays in one split (vectors compared by ``leakage.vector_digests``).
+Used by ``mtc_keras.iscx`` and ``mtc_keras.ustc``; the split fractions are
+``mtc_keras.registry.SPLITS``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import hashlib
 
 import numpy as np
 
-SPLITS = (("train", 0.64), ("validation", 0.16), ("test", 0.20))
+from mtc_keras import registry
+
+SPLITS = registry.SPLITS  # the fractions live in mtc_keras.registry
 
 
 def mix64(x: np.ndarray) -> np.ndarray:
@@ -85,8 +88,3 @@ def in_an_earlier_split(vectors: np.ndarray, split: np.ndarray) -> np.ndarray:
     drop = np.zeros(len(vec), bool)
     drop[order] = spl != first_split
     return drop
-
-
-def vector_hashes(vectors: np.ndarray) -> np.ndarray:
-    """One uint64 hash per row of a 2-D uint8 array."""
-    return np.array([hash64(row.tobytes()) for row in vectors], np.uint64)

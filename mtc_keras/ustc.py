@@ -66,12 +66,12 @@ import tempfile
 import numpy as np
 from absl import logging
 
-from mtc_keras import capture, labels, leakage, packets, splitting
+from mtc_keras import capture, labels, leakage, packets, registry, splitting
 
 SEED = 2016
 CONFIGS = {"paper": False, "flow_split": True}  # config name -> whole conversations per split
 DEFAULT_MAX_PER_CLASS = 5000  # 20 classes x 5000 x 1500 bytes: 150 MB at most, a laptop build
-SPLITS = splitting.SPLITS
+SPLITS = registry.DATASETS["ustc_tfc2016"].splits
 FLOW_KEYS = ("address", "ports", "ports+window")
 ANONYMISED_SINGLE_SHARE = 0.9
 ANONYMISED_FLOWS_PER_PORT_KEY = 4
@@ -383,7 +383,7 @@ def build(manual_dir, config: str = "flow_split", *, max_per_class: int = DEFAUL
 
     dropped = {name: 0 for name, _ in SPLITS}
     if CONFIGS[config] and columns:
-        drop = splitting.in_an_earlier_split(splitting.vector_hashes(columns["vectors"]), columns["split"])
+        drop = splitting.in_an_earlier_split(leakage.vector_digests(columns["vectors"]), columns["split"])
         for i, (name, _) in enumerate(SPLITS):
             dropped[name] = int(np.count_nonzero(drop & (columns["split"] == i)))
         columns = {k: v[~drop] for k, v in columns.items()}
