@@ -2,7 +2,9 @@
 
     python -m experiments.demo
 
-1. writes the demo captures (mtc_keras.demo_data) to runs/demo_data/captures;
+1. writes the demo captures (mtc_keras.demo_data: synthetic, but each packet carries its
+   application's real protocol framing, and ciphertext is uniform random bytes) to
+   runs/demo_data/captures;
 2. builds the TFDS dataset iscx_vpn_nonvpn/flow_split from them in runs/demo_data/tfds;
 3. trains MTC with experiments/configs/demo.cfg (python -m experiments.iscx), which evaluates
    it on the test split, writes the report and exports it to runs/demo/export;
@@ -21,7 +23,7 @@ import time
 
 from absl import app, flags, logging
 
-from mtc_keras import demo_data
+from mtc_keras import demo_data, labels
 
 _PACKETS_PER_FILE = flags.DEFINE_integer(
     "packets_per_file", demo_data.DEFAULT_PACKETS_PER_FILE, "Frames per demo capture "
@@ -96,10 +98,11 @@ def main(argv):
 
     with open(os.path.join(output_dir, "metrics.json"), encoding="utf-8") as f:
         metrics = json.load(f)
-    scores = ", ".join(f"{task} {metrics[task]['macro_f1']:.3f}" for task in ("app", "traffic", "aux")
+    tasks = labels.TASKS["iscx"]
+    scores = ", ".join(f"{task} {metrics[task]['macro_f1']:.3f}" for task in tasks
                        if task in metrics and metrics[task]["macro_f1"] is not None)
     _step(f"Done in {time.time() - started:.0f} s")
-    print(f"Test-split macro-F1: {scores} (app chance level: {1 / 17:.3f})")
+    print(f"Test-split macro-F1: {scores} (app chance level: {1 / len(tasks['app']):.3f})")
     print(f"Per-packet and per-flow predictions: {predictions}, "
           f"{os.path.splitext(predictions)[0]}_flows.csv")
     print(f"Report: {os.path.join(output_dir, 'report.md')}")
