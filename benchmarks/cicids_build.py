@@ -30,6 +30,7 @@ import zipfile
 import numpy as np
 
 from mtc_keras import cicids
+from tests.oracles import MLCVE_HEADER, TRAFFIC_LABELLING_HEADER  # the official header lines
 
 FULL_ROWS = 2_830_743  # rows of the eight MachineLearningCVE day files
 
@@ -42,27 +43,6 @@ RAW_LABEL_COUNTS = {
     "Heartbleed": 11,
 }
 
-# The header line of the official MachineLearningCVE files (after the byte-order mark).
-MLCVE_HEADER = (
-    " Destination Port, Flow Duration, Total Fwd Packets, Total Backward Packets,Total Length of"
-    " Fwd Packets, Total Length of Bwd Packets, Fwd Packet Length Max, Fwd Packet Length Min, Fwd"
-    " Packet Length Mean, Fwd Packet Length Std,Bwd Packet Length Max, Bwd Packet Length Min, Bwd"
-    " Packet Length Mean, Bwd Packet Length Std,Flow Bytes/s, Flow Packets/s, Flow IAT Mean, Flow"
-    " IAT Std, Flow IAT Max, Flow IAT Min,Fwd IAT Total, Fwd IAT Mean, Fwd IAT Std, Fwd IAT Max,"
-    " Fwd IAT Min,Bwd IAT Total, Bwd IAT Mean, Bwd IAT Std, Bwd IAT Max, Bwd IAT Min,Fwd PSH"
-    " Flags, Bwd PSH Flags, Fwd URG Flags, Bwd URG Flags, Fwd Header Length, Bwd Header"
-    " Length,Fwd Packets/s, Bwd Packets/s, Min Packet Length, Max Packet Length, Packet Length"
-    " Mean, Packet Length Std, Packet Length Variance,FIN Flag Count, SYN Flag Count, RST Flag"
-    " Count, PSH Flag Count, ACK Flag Count, URG Flag Count, CWE Flag Count, ECE Flag Count,"
-    " Down/Up Ratio, Average Packet Size, Avg Fwd Segment Size, Avg Bwd Segment Size, Fwd Header"
-    " Length,Fwd Avg Bytes/Bulk, Fwd Avg Packets/Bulk, Fwd Avg Bulk Rate, Bwd Avg Bytes/Bulk, Bwd"
-    " Avg Packets/Bulk,Bwd Avg Bulk Rate,Subflow Fwd Packets, Subflow Fwd Bytes, Subflow Bwd"
-    " Packets, Subflow Bwd Bytes,Init_Win_bytes_forward, Init_Win_bytes_backward,"
-    " act_data_pkt_fwd, min_seg_size_forward,Active Mean, Active Std, Active Max, Active"
-    " Min,Idle Mean, Idle Std, Idle Max, Idle Min, Label")
-# The TrafficLabelling header: six flow-identifying columns more.
-TRAFFIC_LABELLING_HEADER = ("Flow ID, Source IP, Source Port, Destination IP," + MLCVE_HEADER.split(",")[0]
-                            + ", Protocol, Timestamp," + MLCVE_HEADER.split(",", 1)[1])
 assert cicids.layout_of(MLCVE_HEADER.split(","), "MLCVE_HEADER") == "MachineLearningCVE"
 assert cicids.layout_of(TRAFFIC_LABELLING_HEADER.split(","), "TL") == "TrafficLabelling"
 

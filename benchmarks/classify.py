@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import struct
 import subprocess
 import sys
 import tempfile
@@ -37,15 +36,19 @@ import numpy as np
 from absl import app, flags
 
 from mtc_keras import packets
-from mtc_keras.capture import Capture
+from mtc_keras.capture import Capture, pcap_header, pcap_record
 
 _FLAGS = flags.FLAGS
-flags.DEFINE_integer("frames", 100_000, "frames in the replay (at least)")
-flags.DEFINE_string("pcaps", None, "folder of real captures (default: $MTC_SHARED_DATA/pcaps, "
-                    "else ../shared/data/pcaps; the demo captures when absent)")
-flags.DEFINE_string("model", None, "an ISCX export to time (default: a fresh small 1D-CNN)")
-flags.DEFINE_integer("batch_size", 256, "packets per model call (mtc-classify's --batch_size)")
-flags.DEFINE_integer("flow_packets", 5, "the early-verdict run's --flow_packets")
+
+
+def define_flags() -> None:
+    """The benchmark's flags, defined when it runs (the benchmarks share flag names)."""
+    flags.DEFINE_integer("frames", 100_000, "frames in the replay (at least)")
+    flags.DEFINE_string("pcaps", None, "folder of real captures (default: $MTC_SHARED_DATA/pcaps, "
+                        "else ../shared/data/pcaps; the demo captures when absent)")
+    flags.DEFINE_string("model", None, "an ISCX export to time (default: a fresh small 1D-CNN)")
+    flags.DEFINE_integer("batch_size", 256, "packets per model call (mtc-classify's --batch_size)")
+    flags.DEFINE_integer("flow_packets", 5, "the early-verdict run's --flow_packets")
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -100,13 +103,13 @@ def _write_replay(path: str, frames: list[tuple[float, bytes]], repeat: int) -> 
     span = float(np.nanmax(times) - np.nanmin(times)) + 1.0
     t0 = float(np.nanmin(times))
     with open(path, "wb") as f:
-        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
+        f.write(pcap_header())
         for k in range(repeat):
             parts = []
             for t, fr in frames:
                 t = (t - t0 if np.isfinite(t) else 0.0) + k * span + 1.7e9
                 fr = _shift_source(fr, k)
-                parts.append(struct.pack("<IIII", int(t), int((t % 1) * 1e6), len(fr), len(fr)) + fr)
+                parts.append(pcap_record(fr, t))
             f.write(b"".join(parts))
 
 
@@ -218,4 +221,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

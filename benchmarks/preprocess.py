@@ -17,97 +17,28 @@ from __future__ import annotations
 import os
 import pathlib
 import random
-import socket
 import struct
 import tempfile
 import time
 
 import numpy as np
 from absl import app, flags
-from scapy.layers.inet import IP, TCP, UDP
-from scapy.layers.inet6 import (IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop,
-                                IPv6ExtHdrRouting)
-from scapy.layers.ipsec import AH
-from scapy.layers.l2 import CookedLinux, CookedLinuxV2, Dot1AD, Dot1Q, Ether, Loopback
-from scapy.packet import Packet
 from scapy.utils import PcapReader
 
 from mtc_keras import packets as mtc_packets
-from mtc_keras.capture import iter_frames
+from mtc_keras.capture import iter_frames, pcap_header, pcap_record
+# The tests' reference is the baseline timed here: one copy of it, in tests/oracles.py.
+from tests.oracles import scapy_vector
 
 _FLAGS = flags.FLAGS
-flags.DEFINE_integer("frames", 100_000, "frames in the timed capture (a replay of the input)")
-flags.DEFINE_string("pcaps", None, "folder of real captures (default: $MTC_SHARED_DATA/pcaps, "
-                    "else ../shared/data/pcaps; a generated capture when absent)")
-flags.DEFINE_integer("repeats", 3, "timed runs of the fast pipeline; the best one counts")
-
-_LINK_LAYERS = (Ether, Dot1Q, Dot1AD, CookedLinux, CookedLinuxV2, Loopback)
-_EXT_HEADERS = (IPv6ExtHdrHopByHop, IPv6ExtHdrRouting, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, AH)
-_DNS_PORTS = (53, 5353, 5355)
 
 
-# ------------------------------------------------------------------ the scapy reference
-def scapy_vector(pkt: Packet) -> tuple[bytes | None, str, str | None]:
-    """(1500-byte vector or None, 'kept' or the drop reason, flow key) for one scapy-dissected
-    frame: the §3.2.1 rules written with scapy layers and fields, independent of our offsets."""
-    layer = pkt
-    while isinstance(layer, _LINK_LAYERS):
-        layer = layer.payload
-    if not isinstance(layer, (IP, IPv6)):
-        return None, "not_ip", None
-    ip = layer
-    if isinstance(ip, IP):
-        ip_len, ext_len, proto, frag = ip.len or len(ip), 0, ip.proto, ip.frag != 0  # 0: TSO
-        head = ip.copy()
-        head.remove_payload()
-        head.src = head.dst = "0.0.0.0"
-        head.chksum, head.options, head.ihl = 0, [], 5
-        transport, hdr_len = ip.payload, ip.ihl * 4
-    else:
-        ip_len, ext_len, proto, frag = ip.plen + 40, 0, ip.nh, False
-        if ip.plen == 0 and ip.nh != 59:  # offload or jumbogram: runs to the capture's end
-            ip_len = len(ip)
-        transport = ip.payload
-        while isinstance(transport, _EXT_HEADERS) and not frag:
-            frag = isinstance(transport, IPv6ExtHdrFragment) and transport.offset != 0
-            ext_len += len(transport) - len(transport.payload)
-            proto = transport.nh
-            transport = transport.payload
-        head = ip.copy()
-        head.remove_payload()
-        head.src = head.dst = "::"
-        head.nh = proto
-        hdr_len = 40 + ext_len
-    if frag:
-        return None, "fragment", None
-    if proto not in (6, 17):
-        return None, "not_tcp_udp", None
-    if not isinstance(transport, (TCP, UDP)):
-        return None, "malformed", None
-    if transport.sport in _DNS_PORTS or transport.dport in _DNS_PORTS:
-        return None, "dns", None
-    body = transport.copy()
-    body.remove_payload()
-    body.chksum = 0
-    if isinstance(transport, TCP):
-        payload_len = ip_len - hdr_len - transport.dataofs * 4
-        if payload_len <= 0:
-            return None, "empty_tcp", None
-        body.options, body.dataofs = [], 5
-        l4 = bytes(body)
-    else:
-        payload_len = ip_len - hdr_len - 8
-        l4 = bytes(body) + bytes(12)
-    payload = bytes(transport.payload)[: max(payload_len, 0)]  # the IP length cuts the trailer
-    vector = (bytes(head) + l4 + payload)[:1500].ljust(1500, b"\0")
-    family = socket.AF_INET if isinstance(ip, IP) else socket.AF_INET6
-    ends = sorted((socket.inet_pton(family, a), p) for a, p in
-                  ((ip.src, transport.sport), (ip.dst, transport.dport)))
-    fmt = "{}:{}" if family == socket.AF_INET else "[{}]:{}"
-    names = [fmt.format(socket.inet_ntop(family, a), p) for a, p in ends]
-    flow = f"{'tcp' if proto == 6 else 'udp'} {names[0]} {names[1]}"
-    return vector, "kept", flow
-
+def define_flags() -> None:
+    """The benchmark's flags, defined when it runs (the benchmarks share flag names)."""
+    flags.DEFINE_integer("frames", 100_000, "frames in the timed capture (a replay of the input)")
+    flags.DEFINE_string("pcaps", None, "folder of real captures (default: $MTC_SHARED_DATA/pcaps, "
+                        "else ../shared/data/pcaps; a generated capture when absent)")
+    flags.DEFINE_integer("repeats", 3, "timed runs of the fast pipeline; the best one counts")
 
 def scapy_pipeline(path: str):
     """PcapReader + scapy layers, like the public re-implementations: vectors, flows, reasons."""
@@ -126,8 +57,8 @@ def scapy_pipeline(path: str):
 # ------------------------------------------------------------------ the capture to time
 def _write_pcap(path: str, frames: list[bytes], repeat: int = 1) -> None:
     with open(path, "wb") as f:
-        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
-        records = b"".join(struct.pack("<IIII", 0, 0, len(fr), len(fr)) + fr for fr in frames)
+        f.write(pcap_header())
+        records = b"".join(pcap_record(fr) for fr in frames)
         for _ in range(repeat):
             f.write(records)
 
@@ -223,4 +154,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -6,11 +6,9 @@ Flags: experiments/common.py (--helpfull lists them). The run's files: see exper
 The export takes the raw 49 CICFlowMeter features: the builder's quantile transform is inside.
 """
 
-from absl import app
-
 from experiments import common
 
 main = common.main_for("cicids2017")
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run_for("cicids2017")

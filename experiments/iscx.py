@@ -6,11 +6,9 @@
 Flags: experiments/common.py (--helpfull lists them). The run's files: see experiments.common.
 """
 
-from absl import app
-
 from experiments import common
 
 main = common.main_for("iscx")
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run_for("iscx")

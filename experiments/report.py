@@ -29,8 +29,6 @@ from mtc_keras import registry
 from mtc_keras.evaluation import read_metrics
 from mtc_keras.labels import TASKS
 
-_OUTPUT = flags.DEFINE_string("output", None, "Also write the markdown report to this file.")
-
 TABLE4_DATASETS = tuple(key for key, d in registry.DATASETS.items() if d.in_paper)  # Table 4
 TABLE4_TASKS = tuple(task for dataset in TABLE4_DATASETS for task in TASKS[dataset])
 # Datasets the paper does not evaluate on: a table of their own, our runs only (no published
@@ -279,14 +277,19 @@ def main(argv: Sequence[str]) -> None:
         leakages += found
     markdown = build_report(runs, extra_sections=[leakage_section(leakages)] if leakages else [])
     print(markdown, end="")
-    if _OUTPUT.value:
-        with open(_OUTPUT.value, "w", encoding="utf-8") as f:
+    if flags.FLAGS.output:
+        with open(flags.FLAGS.output, "w", encoding="utf-8") as f:
             f.write(markdown)
 
 
+def define_flags() -> None:
+    """The command's flags, defined when it runs, not at import: the experiment scripts define a
+    --data_dir of their own, and the tests import them beside this module."""
+    flags.DEFINE_string("output", None, "Also write the markdown report to this file.")
+    flags.DEFINE_list("data_dir", None, "TFDS data_dirs whose built packet-dataset configs get "
+                      "leakage figures (default: the data_dir recorded in the runs, where it exists).")
+
+
 if __name__ == "__main__":
-    # Defined here, not at import: the experiment scripts define a --data_dir of their own, and
-    # the tests import them beside this module.
-    flags.DEFINE_list("data_dir", None, "TFDS data_dirs whose built packet-dataset configs get leakage "
-                      "figures (default: the data_dir recorded in the runs, where it exists).")
+    define_flags()
     app.run(main)

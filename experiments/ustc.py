@@ -8,11 +8,9 @@ Flags: experiments/common.py (--helpfull lists them). The run's files: see exper
 Tasks `app` (20 classes) and `malware` (2); configs `flow_split` (leak-free) and `paper`.
 """
 
-from absl import app
-
 from experiments import common
 
 main = common.main_for("ustc_tfc2016")
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run_for("ustc_tfc2016")

@@ -42,6 +42,21 @@ _PCAP_MAGICS = {
 }
 _PCAPNG_SHB = 0x0A0D0D0A  # the same in both byte orders
 _PCAPNG_BOM = 0x1A2B3C4D
+# What writers here write: classic pcap, microsecond timestamps, little-endian.
+PCAP_MAGIC = 0xA1B2C3D4
+PCAPNG_SHB, PCAPNG_BOM, PCAPNG_IDB, PCAPNG_EPB = _PCAPNG_SHB, _PCAPNG_BOM, 0x00000001, 0x00000006
+
+
+def pcap_header(linktype: int = 1, snaplen: int = 262144) -> bytes:
+    """The 24-byte global header of a little-endian microsecond pcap file (version 2.4)."""
+    return struct.pack("<IHHiIII", PCAP_MAGIC, 2, 4, 0, 0, snaplen, linktype)
+
+
+def pcap_record(frame: bytes, timestamp: float = 0.0) -> bytes:
+    """One record (16-byte header and the whole frame) of a ``pcap_header`` file."""
+    seconds = int(timestamp)
+    micros = int((timestamp - seconds) * 1e6)
+    return struct.pack("<IIII", seconds, micros, len(frame), len(frame)) + frame
 
 # Sanity limits past which a length field is taken as corruption, not as data to read.
 _MAX_CAPLEN = 262_144  # libpcap's largest snapshot length; a larger pcap snaplen raises it

@@ -1,4 +1,5 @@
-"""Keras layers of MTC (paper §3.3) and its baselines (§4.3), plus the losses and metrics.
+"""Keras layers of MTC (paper §3.3) and its baselines (§4.3); the losses and metric are in
+``mtc_keras.training``.
 
 Every layer is registered under the package name ``mtc_keras`` so that ``.keras`` files load
 without custom_objects. Shapes are channels-last: a CNN feature map is [batch, length, channels]
@@ -17,7 +18,6 @@ import numpy as np
 import keras
 from keras import ops
 
-from mtc_keras.labels import MISSING
 
 _register = keras.saving.register_keras_serializable(package="mtc_keras")
 
@@ -510,69 +510,7 @@ class QuantileNormalization(keras.layers.Layer):
                 "references": self.references.tolist()}
 
 
-# -------------------------------------------------------------------- losses and metrics
-def _labels_and_valid(y_true, y_pred):
-    """Integer labels shaped like y_pred without its class axis, and where they are present."""
-    y_true = ops.convert_to_tensor(y_true)
-    if len(y_true.shape) == len(y_pred.shape):
-        y_true = ops.squeeze(y_true, axis=-1)
-    y_true = ops.cast(y_true, "int32")
-    valid = ops.greater_equal(y_true, 0)
-    return ops.where(valid, y_true, ops.zeros_like(y_true)), valid
-
-
-@_register
-class MaskedSparseCategoricalCrossentropy(keras.losses.Loss):
-    """Sparse categorical cross-entropy that ignores missing labels (negative, ``MISSING`` = -1).
-
-    The result is the mean over the labelled samples only (weighted by ``sample_weight`` when
-    given): sum(w * loss over valid) / sum(w over valid), so a batch where half the traffic
-    labels are missing does not halve the traffic loss. A batch with no label gives 0.
-    """
-
-    def __init__(self, from_logits: bool = False, name="masked_sparse_categorical_crossentropy",
-                 **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.from_logits = bool(from_logits)
-
-    def call(self, y_true, y_pred):
-        labels, valid = _labels_and_valid(y_true, y_pred)
-        losses = keras.losses.sparse_categorical_crossentropy(
-            labels, y_pred, from_logits=self.from_logits)
-        return ops.where(valid, losses, ops.zeros_like(losses))
-
-    def __call__(self, y_true, y_pred, sample_weight=None):
-        y_pred = ops.cast(y_pred, self.dtype)
-        _, valid = _labels_and_valid(y_true, y_pred)
-        weights = ops.cast(valid, self.dtype)
-        if sample_weight is not None:
-            weights = weights * ops.reshape(ops.cast(sample_weight, self.dtype), weights.shape)
-        losses = self.call(y_true, y_pred)
-        return ops.divide_no_nan(ops.sum(losses * weights), ops.sum(weights))
-
-    def get_config(self):
-        return {**super().get_config(), "from_logits": self.from_logits}
-
-
-@_register
-class MaskedSparseCategoricalAccuracy(keras.metrics.Mean):
-    """Accuracy over the samples whose label is present (negative labels are skipped)."""
-
-    def __init__(self, name="accuracy", dtype=None):
-        super().__init__(name=name, dtype=dtype)
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        y_pred = ops.convert_to_tensor(y_pred)
-        labels, valid = _labels_and_valid(y_true, y_pred)
-        hits = ops.cast(ops.equal(ops.cast(ops.argmax(y_pred, axis=-1), "int32"), labels),
-                        self.dtype)
-        weights = ops.cast(valid, self.dtype)
-        if sample_weight is not None:
-            weights = weights * ops.reshape(ops.cast(sample_weight, self.dtype), weights.shape)
-        return super().update_state(hits, sample_weight=weights)
-
-    def get_config(self):
-        return {"name": self.name, "dtype": self.dtype}
-
-
-assert MISSING < 0  # the masking above relies on missing labels being negative
+# The masked losses and metric live beside compile_model (mtc_keras.training); importing this
+# module still registers them for .keras files, and the old names keep working.
+from mtc_keras.training import (  # noqa: E402,F401
+    MaskedSparseCategoricalAccuracy, MaskedSparseCategoricalCrossentropy)

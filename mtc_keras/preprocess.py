@@ -19,7 +19,11 @@ from absl import app, flags
 from mtc_keras import packets
 
 _FLAGS = flags.FLAGS
-flags.DEFINE_string("output", None, "where to write the .npz (packets, flow_ids, counts)")
+
+
+def define_flags() -> None:
+    """The command's flags, defined when it runs (never at import)."""
+    flags.DEFINE_string("output", None, "where to write the .npz (packets, flow_ids, counts)")
 
 
 def preprocess(capture: str, output: str) -> dict:
@@ -52,6 +56,7 @@ def main(argv: list[str]) -> int:
 
 def run() -> None:
     """Console entry point ``mtc-preprocess``."""
+    define_flags()
     flags.mark_flag_as_required("output")
     app.run(main)
 

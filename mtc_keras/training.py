@@ -1,4 +1,6 @@
-"""Training helpers shared by every experiment: the optimizer and compiling a model.
+"""Training: the masked losses and metric, the optimizer, compiling a model, the callbacks of
+a run and resuming a killed one. Shared by every experiment (``experiments.common``) and the
+benchmarks.
 
 Imports no TensorFlow at module level: compiling and fitting from numpy arrays needs only Keras
 and JAX.
@@ -18,10 +20,91 @@ figures are in the closing note of the issue that made them):
 
 from __future__ import annotations
 
+import csv
+import importlib.util
+import json
+import os
+import signal
+import sys
+
 import keras
+from absl import logging
+from keras import ops
 
-from mtc_keras.layers import MaskedSparseCategoricalAccuracy, MaskedSparseCategoricalCrossentropy
+from mtc_keras.labels import MISSING
 
+_register = keras.saving.register_keras_serializable(package="mtc_keras")
+
+
+# -------------------------------------------------------------------- losses and metric
+def _labels_and_valid(y_true, y_pred):
+    """Integer labels shaped like y_pred without its class axis, and where they are present."""
+    y_true = ops.convert_to_tensor(y_true)
+    if len(y_true.shape) == len(y_pred.shape):
+        y_true = ops.squeeze(y_true, axis=-1)
+    y_true = ops.cast(y_true, "int32")
+    valid = ops.greater_equal(y_true, 0)
+    return ops.where(valid, y_true, ops.zeros_like(y_true)), valid
+
+
+@_register
+class MaskedSparseCategoricalCrossentropy(keras.losses.Loss):
+    """Sparse categorical cross-entropy that ignores missing labels (negative, ``MISSING`` = -1).
+
+    The result is the mean over the labelled samples only (weighted by ``sample_weight`` when
+    given): sum(w * loss over valid) / sum(w over valid), so a batch where half the traffic
+    labels are missing does not halve the traffic loss. A batch with no label gives 0.
+    """
+
+    def __init__(self, from_logits: bool = False, name="masked_sparse_categorical_crossentropy",
+                 **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.from_logits = bool(from_logits)
+
+    def call(self, y_true, y_pred):
+        labels, valid = _labels_and_valid(y_true, y_pred)
+        losses = keras.losses.sparse_categorical_crossentropy(
+            labels, y_pred, from_logits=self.from_logits)
+        return ops.where(valid, losses, ops.zeros_like(losses))
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        y_pred = ops.cast(y_pred, self.dtype)
+        _, valid = _labels_and_valid(y_true, y_pred)
+        weights = ops.cast(valid, self.dtype)
+        if sample_weight is not None:
+            weights = weights * ops.reshape(ops.cast(sample_weight, self.dtype), weights.shape)
+        losses = self.call(y_true, y_pred)
+        return ops.divide_no_nan(ops.sum(losses * weights), ops.sum(weights))
+
+    def get_config(self):
+        return {**super().get_config(), "from_logits": self.from_logits}
+
+
+@_register
+class MaskedSparseCategoricalAccuracy(keras.metrics.Mean):
+    """Accuracy over the samples whose label is present (negative labels are skipped)."""
+
+    def __init__(self, name="accuracy", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_pred = ops.convert_to_tensor(y_pred)
+        labels, valid = _labels_and_valid(y_true, y_pred)
+        hits = ops.cast(ops.equal(ops.cast(ops.argmax(y_pred, axis=-1), "int32"), labels),
+                        self.dtype)
+        weights = ops.cast(valid, self.dtype)
+        if sample_weight is not None:
+            weights = weights * ops.reshape(ops.cast(sample_weight, self.dtype), weights.shape)
+        return super().update_state(hits, sample_weight=weights)
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype}
+
+
+assert MISSING < 0  # the masking above relies on missing labels being negative
+
+
+# -------------------------------------------------------------------- optimizer and compile
 OPTIMIZERS = ("adam_l2", "adamw")
 DEFAULT_OPTIMIZER = "adam_l2"
 DEFAULT_WARMUP_STEPS = 50  # by measurement: see the module docstring
@@ -114,3 +197,150 @@ def compile_model(model: keras.Model, *, optimizer: str = DEFAULT_OPTIMIZER,
         jit_compile=jit_compile,
     )
     return model
+
+
+# ------------------------------------------------------------------- callbacks and resume
+# A run's folder (experiments.common writes the rest):
+LOG_FILE = "training_log.csv"  # one row per finished epoch (CSVLogger)
+BEST_WEIGHTS = os.path.join("checkpoints", "best.weights.h5")  # the best epoch by val_loss
+BACKUP_DIR = "backup"  # BackupAndRestore; deleted when training ends
+STATE_FILE = "callback_state.json"  # in BACKUP_DIR: what BackupAndRestore does not keep
+TENSORBOARD_DIR = "logs"
+
+
+def _plain(value):
+    """JSON-safe copy of a callback attribute (numpy scalars -> float/int)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    return float(value)
+
+
+class CallbackState(keras.callbacks.Callback):
+    """Keeps what BackupAndRestore does not: the best validation loss and patience counters of
+    ReduceLROnPlateau, EarlyStopping and the best checkpoint. Written after the backup each
+    epoch; restored on resume when it belongs to the backed-up epoch."""
+
+    _ATTRIBUTES = ("best", "wait", "cooldown_counter", "best_epoch")
+
+    def __init__(self, path: str, parts: dict, resume_epoch: int):
+        super().__init__()
+        self.path, self.parts, self.resume_epoch = path, parts, resume_epoch
+
+    def on_train_begin(self, logs=None):  # runs after the callbacks' own resets
+        if not self.resume_epoch or not os.path.exists(self.path):
+            return
+        with open(self.path, encoding="utf-8") as f:
+            state = json.load(f)
+        if state.get("epoch") != self.resume_epoch:
+            logging.warning("%s is from epoch %s, the backup from %s: patience counters "
+                            "start afresh", self.path, state.get("epoch"), self.resume_epoch)
+            return
+        for key, callback in self.parts.items():
+            for attr, value in state[key].items():
+                setattr(callback, attr, value)
+
+    def on_epoch_end(self, epoch, logs=None):
+        state = {"epoch": epoch + 1}
+        for key, callback in self.parts.items():
+            state[key] = {attr: _plain(getattr(callback, attr, None))
+                          for attr in self._ATTRIBUTES if hasattr(callback, attr)}
+        tmp = self.path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(state, f)
+        os.replace(tmp, self.path)
+
+
+class KillAfter(keras.callbacks.Callback):
+    """Testing aid: die like a killed run (SIGKILL) after `epochs` epochs of this invocation,
+    once each epoch's backup is written."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs, self.done = epochs, 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.done += 1
+        if self.done >= self.epochs:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def run_callbacks(output_dir: str, *, resume_epoch: int = 0,
+                  kill_after_epochs: int | None = None) -> tuple[list, keras.callbacks.EarlyStopping]:
+    """The §4.1.3 callbacks (ReduceLROnPlateau factor 0.1 patience 10, EarlyStopping patience
+    20, both on val_loss) plus the best checkpoint, TensorBoard (when installed), the CSV log,
+    BackupAndRestore and CallbackState; returns them and the EarlyStopping callback."""
+    backup_dir = os.path.join(output_dir, BACKUP_DIR)
+    reduce_lr = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.1, patience=10,
+                                                  verbose=1)
+    # restore_best_weights covers this invocation; after a resume the best epoch may predate
+    # it, so restore_best reloads checkpoints/best.weights.h5 when training ends.
+    early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=20,
+                                                   restore_best_weights=True, verbose=1)
+    best = keras.callbacks.ModelCheckpoint(os.path.join(output_dir, BEST_WEIGHTS),
+                                           monitor="val_loss", save_best_only=True,
+                                           save_weights_only=True)
+    tensorboard = []
+    if importlib.util.find_spec("tensorboard"):  # TensorFlow's summaries need the package
+        tensorboard = [keras.callbacks.TensorBoard(os.path.join(output_dir, TENSORBOARD_DIR))]
+    else:
+        logging.warning("the tensorboard package is not installed: no TensorBoard logs "
+                        "(pip install tensorboard); the CSV log is written")
+    callbacks = [
+        reduce_lr, early_stopping, best,  # ReduceLROnPlateau first: it logs learning_rate
+        keras.callbacks.TerminateOnNaN(),
+        *tensorboard,
+        keras.callbacks.CSVLogger(os.path.join(output_dir, LOG_FILE), append=resume_epoch > 0),
+        keras.callbacks.BackupAndRestore(backup_dir),
+        CallbackState(os.path.join(backup_dir, STATE_FILE),
+                      {"reduce_lr": reduce_lr, "early_stopping": early_stopping,
+                       "checkpoint": best}, resume_epoch),
+    ]
+    if kill_after_epochs:
+        callbacks.append(KillAfter(kill_after_epochs))
+    return callbacks, early_stopping
+
+
+def backed_up_epoch(output_dir: str) -> int:
+    """Epochs finished by an interrupted run in output_dir (0 when there is nothing to resume)."""
+    path = os.path.join(output_dir, BACKUP_DIR, "training_metadata.json")
+    if not os.path.exists(path):
+        return 0
+    with open(path, encoding="utf-8") as f:
+        return int(json.load(f)["epoch"])
+
+
+def trim_log(path: str, epochs: int) -> None:
+    """Keep the first `epochs` rows of the CSV log: an epoch logged after the last backup
+    is trained again, and must not appear twice."""
+    if not os.path.exists(path):
+        return
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    if len(rows) > epochs + 1:
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows(rows[: epochs + 1])
+
+
+def resume(output_dir: str) -> int:
+    """The epoch an interrupted run in output_dir goes on after (0: a fresh run); its CSV log
+    is trimmed to that epoch."""
+    epoch = backed_up_epoch(output_dir)
+    if epoch:
+        print(f"Resuming {output_dir} after epoch {epoch} (its backup/ folder)")
+        trim_log(os.path.join(output_dir, LOG_FILE), epoch)
+    return epoch
+
+
+def restore_best(model: keras.Model, output_dir: str) -> None:
+    """Load the best epoch's weights by validation loss, across resumes, where they were saved."""
+    path = os.path.join(output_dir, BEST_WEIGHTS)
+    if os.path.exists(path):
+        model.load_weights(path)
+
+
+def read_log(output_dir: str) -> list[dict]:
+    """The rows of the run's CSV log."""
+    with open(os.path.join(output_dir, LOG_FILE), newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))

@@ -12,47 +12,7 @@ from scapy.utils import PcapNgWriter, RawPcapReader, wrpcap
 
 from mtc_keras import capture
 from mtc_keras.capture import CaptureFormatError, iter_frames, open_capture
-
-
-def eth(**fields) -> Ether:
-    """Ethernet header with explicit MACs (scapy would otherwise try ARP to fill them in)."""
-    return Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02", **fields)
-
-
-# ------------------------------------------------------------------ writers (used by other tests)
-def write_pcap(path, frames, linktype=1, order="<", nano=False, snaplen=65535):
-    """A classic pcap file; ``order`` '<' or '>' is the file's byte order."""
-    magic = 0xA1B23C4D if nano else 0xA1B2C3D4
-    with open(path, "wb") as f:
-        f.write(struct.pack(order + "IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype))
-        for i, frame in enumerate(frames):
-            f.write(struct.pack(order + "IIII", 1_700_000_000 + i, i, len(frame), len(frame)) + frame)
-    return path
-
-
-def ng_block(btype, body, order="<"):
-    body += b"\0" * (-len(body) % 4)
-    return struct.pack(order + "II", btype, len(body) + 12) + body + struct.pack(order + "I", len(body) + 12)
-
-
-def ng_shb(order="<"):
-    return ng_block(0x0A0D0D0A, struct.pack(order + "IHHq", 0x1A2B3C4D, 1, 0, -1), order)
-
-
-def ng_idb(linktype, order="<", snaplen=0):
-    return ng_block(1, struct.pack(order + "HHI", linktype, 0, snaplen), order)
-
-
-def ng_epb(iface, frame, order="<"):
-    return ng_block(6, struct.pack(order + "IIIII", iface, 0, 0, len(frame), len(frame)) + frame, order)
-
-
-def ng_spb(frame, order="<"):
-    return ng_block(3, struct.pack(order + "I", len(frame)) + frame, order)
-
-
-def ng_opb(iface, frame, order="<"):
-    return ng_block(2, struct.pack(order + "HHIIII", iface, 0, 0, 0, len(frame), len(frame)) + frame, order)
+from tests.oracles import eth, ng_block, ng_epb, ng_idb, ng_opb, ng_shb, ng_spb, write_pcap
 
 
 def frame(i: int, size: int = 0) -> bytes:

@@ -9,6 +9,7 @@ import keras
 from keras import ops
 
 from mtc_keras import layers as L
+from mtc_keras import training
 from mtc_keras.labels import MISSING
 
 RNG = np.random.default_rng(0)
@@ -169,7 +170,7 @@ def test_masked_loss_equals_loss_over_the_labelled_subset():
     probs = keras.activations.softmax(RNG.normal(size=(8, 5)).astype("float32"))
     labels = np.array([0, MISSING, 3, 4, MISSING, 1, 2, MISSING])
     valid = labels >= 0
-    loss = L.MaskedSparseCategoricalCrossentropy()
+    loss = training.MaskedSparseCategoricalCrossentropy()
     plain = keras.losses.SparseCategoricalCrossentropy()
     expected = _np(plain(labels[valid], _np(probs)[valid]))
     assert _np(loss(labels, probs)) == pytest.approx(expected, rel=1e-5)
@@ -189,7 +190,7 @@ def test_masked_loss_equals_loss_over_the_labelled_subset():
 def test_masked_accuracy_skips_missing_labels():
     probs = np.eye(4, dtype="float32")[[0, 1, 2, 3, 0, 1]]
     labels = np.array([0, 1, 0, MISSING, MISSING, 3])
-    metric = L.MaskedSparseCategoricalAccuracy()
+    metric = training.MaskedSparseCategoricalAccuracy()
     metric.update_state(labels, probs)
     assert float(metric.result()) == pytest.approx(2 / 4)  # hits 0, 1; misses 2, 5
     metric.update_state(np.full(6, MISSING), probs)  # adds nothing

@@ -19,16 +19,11 @@ from scapy.utils import RawPcapReader
 from mtc_keras import packets
 from mtc_keras.packets import (DROP_REASONS, VECTOR_LEN, CaptureFormatError, header_fields,
                                iter_capture_batches, mask_ports, process_capture, process_frames)
-from tests.test_capture import ng_epb, ng_idb, ng_shb, write_pcap
+from tests.oracles import eth, ng_epb, ng_idb, ng_shb, scapy_vector, write_pcap
 
 TCP_OPTS = [("MSS", 1460), ("NOP", None), ("WScale", 7), ("NOP", None), ("NOP", None),
             ("Timestamp", (1, 2))]
 PAYLOAD = bytes(range(1, 101))
-
-
-def eth(**fields) -> Ether:
-    """Ethernet header with explicit MACs (scapy would otherwise try ARP to fill them in)."""
-    return Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02", **fields)
 
 
 def one(frame: bytes, linktype: int = 1) -> packets.PacketBatch:
@@ -339,7 +334,6 @@ def test_non_capture_file_raises_capture_format_error(tmp_path):
 def test_real_captures(shared_pcaps):
     """Every real capture: no exception, 1500-byte vectors, addresses and checksums zero, counts
     adding up to the frames scapy reads, and a sample identical to the scapy reference."""
-    from benchmarks.preprocess import scapy_vector
     from scapy.config import conf
 
     checked = 0

@@ -11,7 +11,7 @@ from scapy.layers.l2 import ARP
 
 from mtc_keras.packets import DROP_REASONS, process_capture
 from tests.conftest import REPO_ROOT
-from tests.test_capture import eth, write_pcap
+from tests.oracles import eth, write_pcap
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:

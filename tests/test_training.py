@@ -8,7 +8,6 @@ import mtc_keras  # noqa: F401  (sets KERAS_BACKEND=jax)
 import keras
 from keras import ops
 
-from mtc_keras import layers as L
 from mtc_keras import models, training
 from mtc_keras.labels import MISSING
 
@@ -24,13 +23,13 @@ def test_masked_loss_on_logits_equals_the_loss_over_the_labelled_subset():
     logits = RNG.normal(scale=3.0, size=(8, 5)).astype("float32")
     labels = np.array([0, MISSING, 3, 4, MISSING, 1, 2, MISSING])
     valid = labels >= 0
-    loss = L.MaskedSparseCategoricalCrossentropy(from_logits=True)
+    loss = training.MaskedSparseCategoricalCrossentropy(from_logits=True)
     plain = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     assert _np(loss(labels, logits)) == pytest.approx(_np(plain(labels[valid], logits[valid])),
                                                       rel=1e-5)
     # The same value as the probability form, wherever no probability gets clipped.
     probabilities = models.softmax(logits)
-    on_probabilities = L.MaskedSparseCategoricalCrossentropy(from_logits=False)
+    on_probabilities = training.MaskedSparseCategoricalCrossentropy(from_logits=False)
     assert _np(loss(labels, logits)) == pytest.approx(_np(on_probabilities(labels, probabilities)),
                                                       rel=1e-4)
     assert _np(loss(np.full(8, MISSING), logits)) == 0.0
@@ -62,7 +61,7 @@ def test_a_confidently_wrong_head_still_receives_gradient():
     old = models.probability_model(model)
     old.compile(optimizer=training.make_optimizer(learning_rate=1e-3, weight_decay=0.0,
                                                   warmup_steps=0),
-                loss={"app": L.MaskedSparseCategoricalCrossentropy(from_logits=False)})
+                loss={"app": training.MaskedSparseCategoricalCrossentropy(from_logits=False)})
     before = model.get_layer("app").get_weights()[1].copy()
     old.train_on_batch(x, y)
     np.testing.assert_array_equal(model.get_layer("app").get_weights()[1], before)
