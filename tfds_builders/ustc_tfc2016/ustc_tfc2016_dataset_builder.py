@@ -1,8 +1,8 @@
 """USTC-TFC2016 as 1500-byte packet vectors, labelled by class (20) and benign / malware.
 
 Build:  tfds build tfds_builders/ustc_tfc2016 --manual_dir=DIR --data_dir=OUT [--config=flow_split]
-Load:   import tfds_builders.ustc_tfc2016  # registers the builder
-        tfds.load("ustc_tfc2016/flow_split", data_dir=OUT)
+Load:   mtc_keras.registry.load("ustc_tfc2016", "flow_split", OUT)  (or tfds.load("ustc_tfc2016/flow_split",
+        data_dir=OUT): a built dataset is read from its files, no import of this package needed)
 
 TFDS glue only: finding, reading (.7z included), sampling, splitting and the build report are
 mtc_keras.ustc (see its docstring). The build report is logged and stored in the dataset's
