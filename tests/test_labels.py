@@ -32,27 +32,6 @@ def test_ustc_stems_name_a_class_whatever_the_case_and_part_number(path, app):
     assert lab.malware == int(app in labels.USTC_MALWARE_APPS)
 
 
-@pytest.mark.parametrize("path", [
-    "Nsis.pcap",  # the class is Nsis-ay, never a prefix
-    "ay.pcap",
-    "Weibo2x.pcap",  # a part number is digits only
-    "Weibo-.pcap",
-    "MySQL-backup.pcap",
-    "Gmail Chat.pcap",
-    "Zeuss.pcap",
-    "Facetime.pcap.txt",
-    "",
-])
-def test_unknown_ustc_stems_are_none(path):
-    assert labels.ustc_labels(path) is None
-
-
-def test_ustc_stem_strips_folders_and_suffixes_only():
-    assert labels.ustc_stem("Malware/Nsis-ay.7z") == "nsis-ay"
-    assert labels.ustc_stem("a/b/Weibo-1.pcapng") == "weibo-1"
-    assert labels.ustc_stem("README.txt") == "readme.txt"
-
-
 # --------------------------------------------------------------------------- ISCX
 def _names(lab):
     return (labels.ISCX_APPS[lab.app],
@@ -96,18 +75,35 @@ def test_tor_and_torrent_are_exact_stems_never_substrings():
         assert labels.ISCX_FILE_LABELS[stem].vpn == stem.startswith("vpn_"), stem
 
 
-@pytest.mark.parametrize("path", [
+# ---------------------------------------------------------------- both stem rules
+@pytest.mark.parametrize("lookup, path", [(labels.ustc_labels, path) for path in (
+    "Nsis.pcap",  # the class is Nsis-ay, never a prefix
+    "ay.pcap",
+    "Weibo2x.pcap",  # a part number is digits only
+    "Weibo-.pcap",
+    "MySQL-backup.pcap",
+    "Gmail Chat.pcap",
+    "Zeuss.pcap",
+    "Facetime.pcap.txt",
+    "",
+)] + [(labels.iscx_labels, path) for path in (
     "tor.pcap", "torrent.pcap", "torrent02.pcap", "bittorrent.pcap", "vpn_torrent.pcap",
     "skype_file9.pcap", "aimchat1.pcap.gz", "aimchat1.txt", "my_aimchat1.pcap", "aimchat.pcap", "",
+)])
+def test_unknown_stems_are_none(lookup, path):
+    assert lookup(path) is None
+
+
+@pytest.mark.parametrize("stem, path, expected", [
+    (labels.ustc_stem, "Malware/Nsis-ay.7z", "nsis-ay"),
+    (labels.ustc_stem, "a/b/Weibo-1.pcapng", "weibo-1"),
+    (labels.ustc_stem, "README.txt", "readme.txt"),
+    (labels.iscx_stem, "NonVPN/AIMchat1.pcapng", "aimchat1"),
+    (labels.iscx_stem, "VPN_Netflix_A.PCAP", "vpn_netflix_a"),
+    (labels.iscx_stem, "notes.txt", "notes.txt"),
 ])
-def test_unknown_iscx_stems_are_none(path):
-    assert labels.iscx_labels(path) is None
-
-
-def test_iscx_stem_lowercases_and_strips_folders_and_capture_suffixes_only():
-    assert labels.iscx_stem("NonVPN/AIMchat1.pcapng") == "aimchat1"
-    assert labels.iscx_stem("VPN_Netflix_A.PCAP") == "vpn_netflix_a"
-    assert labels.iscx_stem("notes.txt") == "notes.txt"
+def test_stems_lowercase_and_strip_folders_and_capture_suffixes_only(stem, path, expected):
+    assert stem(path) == expected
 
 
 def test_every_iscx_app_has_a_capture_and_every_stem_is_listed_once():
