@@ -67,7 +67,10 @@ _MTC_DEFAULTS = {
     "cnn_kernel_size": 3,
     "cnn_dropout": 0.07,
     "fusion_merge": "add",
-    "fusion_down_norm": "layer",
+    # "none", not "layer": a LayerNorm per token rescales the exactly-zero windows past the end
+    # of a short packet by up to ~1/sqrt(eps); learning benchmark, 150 steps (1 epoch), test app
+    # macro-F1 0.719 without it, 0.673 with it (validation 0.728 vs 0.675; malware 0.981/0.979).
+    "fusion_down_norm": "none",
     "fusion_up_norm": "batch",
     "fusion_interpolation": "linear",
     # 0.9, not Keras' 0.99: evaluation runs on the moving statistics, and at 0.99 they still
@@ -76,6 +79,7 @@ _MTC_DEFAULTS = {
     "batchnorm_momentum": 0.9,
     # {task: "transformer" | "cnn" | "both"} for the tasks whose head should not read the
     # branch HEAD_BRANCH gives it ("both": the two readouts concatenated). None: HEAD_BRANCH.
+    # USTC app on the CNN measured 0.648 vs 0.673 test app macro-F1 after 150 steps: not taken.
     "head_branches": None,
 }
 
