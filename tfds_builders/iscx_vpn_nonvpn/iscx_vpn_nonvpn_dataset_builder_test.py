@@ -26,13 +26,13 @@ class PaperConfigTest(tfds.testing.DatasetBuilderTestCase):
 
     DATASET_CLASS = iscx.Builder
     BUILDER_CONFIG_NAMES_TO_TEST = ["paper"]
-    SPLITS = {"train": 106, "validation": 27, "test": 34}
+    SPLITS = {"train": 163, "validation": 41, "test": 50}
 
 
 class FlowSplitConfigsTest(tfds.testing.DatasetBuilderTestCase):
     DATASET_CLASS = iscx.Builder
     BUILDER_CONFIG_NAMES_TO_TEST = ["flow_split", "flow_split_masked"]
-    SPLITS = {"train": 101, "validation": 28, "test": 36}
+    SPLITS = {"train": 158, "validation": 40, "test": 54}
 
 
 # ------------------------------------------------------------------ helpers
