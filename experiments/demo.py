@@ -66,7 +66,7 @@ def main(argv):
     started = time.time()
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # TFDS logs every file it writes
-    from mtc_keras import inputs
+    from mtc_keras import inputs, registry
 
     inputs.configure_tensorflow()
     captures = os.path.join(_DATA_ROOT.value, "captures")
@@ -75,14 +75,14 @@ def main(argv):
         raise app.UsageError(f"{_CONFIG.value} must set --data_dir={data_dir}")
     output_dir = _flagfile_value(_CONFIG.value, "output_dir")
 
-    if inputs.builder("iscx", _DATASET_CONFIG, data_dir).is_prepared():
+    if registry.builder("iscx", _DATASET_CONFIG, data_dir).is_prepared():
         _step(f"Demo dataset already built in {data_dir} (delete {_DATA_ROOT.value} to rebuild)")
     else:
         _step(f"1. Writing demo captures to {captures}")
         files = demo_data.write_demo_captures(captures, packets_per_file=_PACKETS_PER_FILE.value)
         print(f"{len(files)} captures, {sum(f.stat().st_size for f in files) / 1e6:.1f} MB")
         _step(f"2. Building the TFDS dataset iscx_vpn_nonvpn/{_DATASET_CONFIG} in {data_dir}")
-        built = inputs.prepare("iscx", _DATASET_CONFIG, data_dir, manual_dir=captures)
+        built = registry.prepare("iscx", _DATASET_CONFIG, data_dir, manual_dir=captures)
         from tfds_builders.iscx_vpn_nonvpn import format_report
 
         print(format_report(built.info.metadata["build_report"]))

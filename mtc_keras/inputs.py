@@ -41,11 +41,6 @@ def input_name(dataset: str) -> str:
     return registry.dataset(dataset).input_name
 
 
-# Loading a built dataset is mtc_keras.registry's (one way, one "not built" error); these are
-# the same functions under the names the entry points have used.
-builder = registry.builder
-prepare = registry.prepare
-
 
 @dataclasses.dataclass(frozen=True)
 class Split:

@@ -19,7 +19,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from mtc_keras import demo_data, inputs, packets
+from mtc_keras import demo_data, inputs, packets, registry
 from mtc_keras.labels import MISSING, TASKS
 from tests.conftest import REPO_ROOT, SHARED_DATA
 
@@ -62,7 +62,7 @@ def demo(tmp_path_factory):
     captures = root / "captures"
     demo_data.write_demo_captures(captures, packets_per_file=16)
     inputs.configure_tensorflow()
-    inputs.prepare("iscx", "flow_split", str(root / "tfds"), manual_dir=str(captures))
+    registry.prepare("iscx", "flow_split", str(root / "tfds"), manual_dir=str(captures))
     return root
 
 
@@ -106,7 +106,7 @@ def test_eval_split_pads_last_batch_and_keeps_every_example_in_order(demo):
     import tensorflow_datasets as tfds
 
     data_dir = str(demo / "tfds")
-    builder = inputs.builder("iscx", "flow_split", data_dir)
+    builder = registry.builder("iscx", "flow_split", data_dir)
     stored = list(tfds.as_numpy(builder.as_dataset(split="test")))
     split = inputs.load_split("iscx", "flow_split", "test", data_dir=data_dir, batch_size=BATCH,
                               training=False)
@@ -174,7 +174,7 @@ def test_load_split_refuses_a_dataset_that_is_not_built(tmp_path):
         inputs.load_split("iscx", "flow_split", "train", data_dir=str(tmp_path), batch_size=4,
                           training=True)
     with pytest.raises(FileNotFoundError, match="--manual_dir"):
-        inputs.prepare("iscx", "flow_split", str(tmp_path))
+        registry.prepare("iscx", "flow_split", str(tmp_path))
 
 
 # ----------------------------------------------------------------------------- training run
@@ -203,7 +203,7 @@ def test_run_writes_metrics_report_and_plots_for_the_whole_test_split(run, demo)
     metrics = json.loads((output / "metrics.json").read_text())
     info = metrics["run"]
     assert (info["model"], info["dataset"], info["dataset_config"]) == ("mtc", "iscx", "flow_split")
-    n_test = inputs.builder("iscx", "flow_split", str(demo / "tfds")).info.splits["test"].num_examples
+    n_test = registry.builder("iscx", "flow_split", str(demo / "tfds")).info.splits["test"].num_examples
     assert info["examples"]["test"] == n_test
     for task in TASKS["iscx"]:
         result = metrics[task]
