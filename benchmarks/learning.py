@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--learning_rate", type=float, default=1e-3)
     p.add_argument("--weight_decay", type=float, default=1e-4)
     p.add_argument("--warmup_steps", type=int, default=None)
+    p.add_argument("--schedule", default="constant", choices=("constant", "cosine"),
+                   help="after the warmup: a constant rate, or a cosine decay to 0 over the "
+                        "model's training steps")
     p.add_argument("--probability_heads", action="store_true",
                    help="A/B arm: softmax inside the model and a cross-entropy on probabilities "
                         "(from_logits=False), as before logit heads")
@@ -128,6 +131,8 @@ def train_model(name: str, data: dict, args, steps: int | None, minutes: float |
         recipe["optimizer"] = args.optimizer
     if args.warmup_steps is not None:
         recipe["warmup_steps"] = args.warmup_steps
+    if args.schedule == "cosine" and steps is not None:
+        recipe["decay_steps"] = steps
     trained = model
     if args.probability_heads:  # the pre-logits recipe, for the A/B table
         from mtc_keras.layers import MaskedSparseCategoricalCrossentropy
@@ -137,7 +142,8 @@ def train_model(name: str, data: dict, args, steps: int | None, minutes: float |
             optimizer=training.make_optimizer(
                 recipe.get("optimizer", training.DEFAULT_OPTIMIZER),
                 learning_rate=args.learning_rate, weight_decay=args.weight_decay,
-                warmup_steps=recipe.get("warmup_steps", training.DEFAULT_WARMUP_STEPS)),
+                warmup_steps=recipe.get("warmup_steps", training.DEFAULT_WARMUP_STEPS),
+                decay_steps=recipe.get("decay_steps", 0)),
             loss={t: MaskedSparseCategoricalCrossentropy(from_logits=False)
                   for t in model.output_names},
             loss_weights=model.loss_weights, jit_compile=True)
@@ -164,6 +170,8 @@ def train_model(name: str, data: dict, args, steps: int | None, minutes: float |
         per_step = (time.perf_counter() - probe_start) / 3
         train_seconds += time.perf_counter() - probe_start
         steps = max(step + 1, int(minutes * 60 / per_step))
+        if args.schedule == "cosine":  # the decay needs the steps before compiling: again
+            return train_model(name, data, args, steps, None)
     marks = sorted({max(1, round(steps * (i + 1) / args.evals)) for i in range(args.evals)})
     eval_seconds = 0.0
     while step <= steps:

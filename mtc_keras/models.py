@@ -197,8 +197,7 @@ def _head(sources, task: str, classes: int, readout: str, n_tokens: int | None):
             else:
                 length = features.shape[1]
                 if n_tokens and length > n_tokens and length % n_tokens == 0:
-                    features = keras.layers.AveragePooling1D(
-                        length // n_tokens, name=f"{prefix}_pool")(features)
+                    features = mtc_layers.WindowMean(n_tokens, name=f"{prefix}_pool")(features)
                 features = keras.layers.Flatten(name=f"{prefix}_flatten")(features)
         readouts.append(features)
     features = readouts[0] if len(readouts) == 1 else keras.layers.Concatenate(

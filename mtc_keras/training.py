@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import math
 import os
 import signal
 import sys
@@ -121,25 +122,40 @@ class WarmupAdam(keras.optimizers.Adam):
         weight_decay: decoupled weight decay (AdamW): ``w -= lr * weight_decay * w``.
         warmup_steps: the rate used at step t (counting from 0) is
             ``learning_rate * min(1, (t + 1) / warmup_steps)``; 0 turns warmup off.
+        decay_steps: when > 0, a cosine decay after the warmup: the rate is further
+            multiplied by ``(1 + cos(pi * p)) / 2``, p the fraction of the steps from
+            ``warmup_steps`` to ``decay_steps`` done (then 0 from step ``decay_steps`` on),
+            for a run with a fixed number of steps; 0 (the default) keeps the rate constant.
         **kwargs: the other ``keras.optimizers.Adam`` arguments.
 
     The warmup counts the optimizer's own ``iterations``, so a resumed run (BackupAndRestore
     restores them) goes on where its warmup was.
     """
 
-    def __init__(self, learning_rate=1e-3, l2: float = 0.0, warmup_steps: int = 0, **kwargs):
+    def __init__(self, learning_rate=1e-3, l2: float = 0.0, warmup_steps: int = 0,
+                 decay_steps: int = 0, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
-        if l2 < 0 or warmup_steps < 0:
-            raise ValueError(f"l2 and warmup_steps must be >= 0, got {l2}, {warmup_steps}")
+        if l2 < 0 or warmup_steps < 0 or decay_steps < 0:
+            raise ValueError(f"l2, warmup_steps and decay_steps must be >= 0, got {l2}, "
+                             f"{warmup_steps}, {decay_steps}")
+        if decay_steps and decay_steps <= warmup_steps:
+            raise ValueError(f"decay_steps ({decay_steps}) must exceed warmup_steps "
+                             f"({warmup_steps})")
         self.l2 = float(l2)
         self.warmup_steps = int(warmup_steps)
+        self.decay_steps = int(decay_steps)
 
     def _get_current_learning_rate(self):
         rate = super()._get_current_learning_rate()
-        if not self.warmup_steps:
-            return rate
-        step = keras.ops.cast(self.iterations + 1, "float32")
-        return rate * keras.ops.minimum(1.0, step / float(self.warmup_steps))
+        if self.warmup_steps:
+            step = keras.ops.cast(self.iterations + 1, "float32")
+            rate = rate * keras.ops.minimum(1.0, step / float(self.warmup_steps))
+        if self.decay_steps:
+            done = (keras.ops.cast(self.iterations, "float32") - self.warmup_steps) / float(
+                self.decay_steps - self.warmup_steps)
+            done = keras.ops.clip(done, 0.0, 1.0)
+            rate = rate * 0.5 * (1.0 + keras.ops.cos(math.pi * done))
+        return rate
 
     @property
     def base_learning_rate(self) -> float:
@@ -155,22 +171,26 @@ class WarmupAdam(keras.optimizers.Adam):
         return super().apply(grads, trainable_variables)
 
     def get_config(self):
-        return {**super().get_config(), "l2": self.l2, "warmup_steps": self.warmup_steps}
+        return {**super().get_config(), "l2": self.l2, "warmup_steps": self.warmup_steps,
+                "decay_steps": self.decay_steps}
 
 
 def make_optimizer(name: str = DEFAULT_OPTIMIZER, *, learning_rate: float = 1e-3,
                    weight_decay: float = 1e-4,
-                   warmup_steps: int = DEFAULT_WARMUP_STEPS) -> WarmupAdam:
-    """``adam_l2`` (the paper's Adam with L2 weight decay) or ``adamw`` (decoupled decay)."""
+                   warmup_steps: int = DEFAULT_WARMUP_STEPS,
+                   decay_steps: int = 0) -> WarmupAdam:
+    """``adam_l2`` (the paper's Adam with L2 weight decay) or ``adamw`` (decoupled decay);
+    ``decay_steps`` as ``WarmupAdam``'s."""
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
     decay = {"l2": weight_decay} if name == "adam_l2" else {"weight_decay": weight_decay}
-    return WarmupAdam(learning_rate=learning_rate, warmup_steps=warmup_steps, **decay)
+    return WarmupAdam(learning_rate=learning_rate, warmup_steps=warmup_steps,
+                      decay_steps=decay_steps, **decay)
 
 
 def compile_model(model: keras.Model, *, optimizer: str = DEFAULT_OPTIMIZER,
                   learning_rate: float = 1e-3, weight_decay: float = 1e-4,
-                  warmup_steps: int = DEFAULT_WARMUP_STEPS,
+                  warmup_steps: int = DEFAULT_WARMUP_STEPS, decay_steps: int = 0,
                   loss_weights: dict[str, float] | None = None,
                   jit_compile: bool = True) -> keras.Model:
     """Compile with a masked cross-entropy on logits and a masked accuracy per task (§4.1.3).
@@ -190,7 +210,8 @@ def compile_model(model: keras.Model, *, optimizer: str = DEFAULT_OPTIMIZER,
                          f"outputs {sorted(tasks)}")
     model.compile(
         optimizer=make_optimizer(optimizer, learning_rate=learning_rate,
-                                 weight_decay=weight_decay, warmup_steps=warmup_steps),
+                                 weight_decay=weight_decay, warmup_steps=warmup_steps,
+                                 decay_steps=decay_steps),
         loss={task: MaskedSparseCategoricalCrossentropy(from_logits=True) for task in tasks},
         loss_weights={task: float(loss_weights[task]) for task in tasks},
         metrics={task: [MaskedSparseCategoricalAccuracy(name="accuracy")] for task in tasks},

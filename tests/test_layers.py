@@ -1,6 +1,7 @@
 """Layers of mtc_keras.layers: shapes, numerics against their definitions, config round trips,
 the masked loss and metric, and the quantile layer against scikit-learn."""
 
+import jax
 import numpy as np
 import pytest
 
@@ -111,6 +112,17 @@ def test_cnn_to_transformer_fusion_pools_convs_normalises_and_adds():
     np.testing.assert_allclose(out, tokens + normed, atol=1e-4)
     with pytest.raises(ValueError, match="not a multiple"):
         L.CnnToTransformerFusion()([features[:, :50], tokens[:, :4]])
+
+
+def test_window_mean_equals_average_pooling_values_and_gradients():
+    x = RNG.random((2, 60, 3)).astype("float32")
+    layer, pooling = L.WindowMean(6), keras.layers.AveragePooling1D(10)
+    np.testing.assert_allclose(_np(layer(x)), _np(pooling(x)), atol=1e-6)
+    weights = RNG.random((2, 6, 3)).astype("float32")  # a loss that weights each output
+    grad = jax.grad(lambda v: ops.sum(layer(v) * weights))(x)
+    np.testing.assert_allclose(np.asarray(grad), np.repeat(weights, 10, axis=1) / 10, atol=1e-6)
+    with pytest.raises(ValueError, match="multiple of windows=7"):
+        L.WindowMean(7)(x)
 
 
 def test_interpolation_matrix_linear_and_nearest():
@@ -245,6 +257,7 @@ LAYER_CASES = [
     (lambda: L.CnnBottleneck((4, 4, 8), kernel_size=5, dropout=0.1, merge="concat"), (2, 60, 4)),
     (lambda: L.TransformerToCnnFusion(4, 60, norm="layer", interpolation="nearest"), (2, 6, 10)),
     (lambda: L.HashDropout(0.3, seed=7), (2, 6, 10)),
+    (lambda: L.WindowMean(3), (2, 6, 10)),
     (lambda: L.QuantileNormalization(np.sort(RNG.random((11, 3)), axis=0), np.linspace(0, 1, 11)),
      (2, 3)),
 ]
@@ -273,6 +286,7 @@ def test_keras_file_round_trip_of_all_layers(tmp_path):
     tokens = L.CnnToTransformerFusion(merge="concat")([tap, tokens])
     cnn = L.CnnBottleneck((4, 4, 8))(cnn, injected=L.TransformerToCnnFusion(4, 60)(tokens))
     cnn = L.HashDropout(0.1)(cnn)
+    cnn = L.WindowMean(6)(cnn)
     quantiles = np.sort(RNG.random((9, 60)), axis=0)
     scaled = L.QuantileNormalization(quantiles, np.linspace(0, 1, 9))(packet)
     model = keras.Model(packet, {"tokens": tokens, "cnn": cnn, "scaled": scaled})

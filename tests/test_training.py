@@ -112,6 +112,23 @@ def test_warmup_ramps_linearly_and_composes_with_a_lowered_rate():
         training.make_optimizer("sgd")
 
 
+def test_cosine_decay_follows_the_warmup_and_ends_at_zero():
+    optimizer = training.make_optimizer(learning_rate=1e-3, warmup_steps=2, decay_steps=6)
+    variable = keras.Variable(np.ones(2, "float32"))
+    seen = []
+    for _ in range(8):
+        seen.append(float(_np(optimizer.learning_rate)))
+        optimizer.apply([ops.ones(2)], [variable])
+    # steps 0, 1: the warmup (1/2, 2/2); steps 2..6: (1 + cos(pi * k / 4)) / 2 for k = 0..4,
+    # so 0 from step decay_steps on
+    cosine = [1e-3 * (1 + np.cos(np.pi * k / 4)) / 2 for k in range(5)]
+    np.testing.assert_allclose(seen, [5e-4, 1e-3, *cosine, 0.0], rtol=1e-5, atol=1e-9)
+    restored = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
+    assert restored.decay_steps == 6
+    with pytest.raises(ValueError, match="decay_steps"):
+        training.make_optimizer(warmup_steps=10, decay_steps=10)
+
+
 def test_evaluate_weights_batches_by_their_real_rows():
     model = models.build_model("cnn", "iscx", **TINY_CNN)
     training.compile_model(model)
