@@ -1,7 +1,7 @@
 """The learning benchmark: does full-size MTC learn real traffic, and beat its baselines?
 
     python -m benchmarks.learning                      # CPU default: about 10 minutes in all
-    python -m benchmarks.learning --epochs 30          # a run to convergence (a GPU)
+    python -m benchmarks.learning --epochs 30 --schedule cosine --learning_rate 2e-3   # to convergence (a GPU)
     python -m benchmarks.learning --models mtc --steps 150 --optimizer adamw   # one A/B arm
 
 Data: the real USTC-TFC2016 captures in ``../shared/data/ustc-tfc2016`` (``--manual_dir``),
