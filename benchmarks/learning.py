@@ -137,13 +137,11 @@ def train_model(name: str, data: dict, args, steps: int | None, minutes: float |
     if args.probability_heads:  # the pre-logits recipe, for the A/B table
         from mtc_keras.layers import MaskedSparseCategoricalCrossentropy
 
+        options = dict(recipe)
+        optimizer = options.pop("optimizer", training.DEFAULT_OPTIMIZER)
         trained = models.probability_model(model)
         trained.compile(
-            optimizer=training.make_optimizer(
-                recipe.get("optimizer", training.DEFAULT_OPTIMIZER),
-                learning_rate=args.learning_rate, weight_decay=args.weight_decay,
-                warmup_steps=recipe.get("warmup_steps", training.DEFAULT_WARMUP_STEPS),
-                decay_steps=recipe.get("decay_steps", 0)),
+            optimizer=training.make_optimizer(optimizer, **options),
             loss={t: MaskedSparseCategoricalCrossentropy(from_logits=False)
                   for t in model.output_names},
             loss_weights=model.loss_weights, jit_compile=True)
