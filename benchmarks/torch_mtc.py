@@ -1,7 +1,7 @@
 """MTC in PyTorch (CPU), the reference that ``benchmarks.train`` times Keras-JAX against.
 
-The same architecture as ``mtc_keras.models.build_model("mtc", ...)``, with the same parameter
-count: embedding (reshape + linear), post-norm encoders with H heads of key dim d // H
+The same architecture as ``mtc_keras.models.build_model("mtc", ..., **benchmarks.train.TWIN_OVERRIDES)``, with
+the same parameter count: embedding (reshape + linear), post-norm encoders with H heads of key dim d // H
 projected back to d, bottlenecks (1x1, 1x3, 1x1 convs, ReLU and dropout after each, projected
 residual), fusion blocks (pool + linear + LayerNorm into the tokens; linear + linear
 interpolation + BatchNorm into the second bottleneck after its first conv), pooled softmax
