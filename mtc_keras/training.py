@@ -108,7 +108,8 @@ assert MISSING < 0  # the masking above relies on missing labels being negative
 # -------------------------------------------------------------------- optimizer and compile
 OPTIMIZERS = ("adam_l2", "adamw")
 DEFAULT_OPTIMIZER = "adam_l2"
-DEFAULT_WARMUP_STEPS = 50  # by measurement: see the module docstring
+# By measurement against no warmup, three seeds at the CPU default budget (README, "Does it learn?").
+DEFAULT_WARMUP_STEPS = 50
 
 
 @keras.saving.register_keras_serializable(package="mtc_keras")
