@@ -109,12 +109,17 @@ def predict(model, packets: np.ndarray, batch_size: int) -> dict[str, np.ndarray
     return {task: np.concatenate(parts) for task, parts in outputs.items()}
 
 
-def macro_f1(split: dict, predictions: dict) -> dict[str, float]:
+def macro_f1(split: dict, predictions: dict, per_class: bool = False):
+    """{task: macro-F1}; with per_class, also {task: {class: F1}} for the classes present."""
     from mtc_keras.evaluation import evaluate_predictions
 
     labels = {task: split["labels"][task] for task in predictions}
     metrics = evaluate_predictions(labels, predictions, DATASET)
-    return {task: round(float(metrics[task]["macro_f1"]), 4) for task in predictions}
+    macro = {task: round(float(metrics[task]["macro_f1"]), 4) for task in predictions}
+    if not per_class:
+        return macro
+    return macro, {task: {name: round(c["f1"], 4) for name, c in metrics[task]["per_class"].items()
+                          if c["support"]} for task in predictions}
 
 
 def train_model(name: str, data: dict, args, steps: int | None, minutes: float | None) -> dict:
@@ -193,11 +198,12 @@ def train_model(name: str, data: dict, args, steps: int | None, minutes: float |
         losses.append(float(result["loss"]))
         step += 1
     start = time.perf_counter()
-    test_f1 = macro_f1(test, predict(model, test["packets"], args.eval_batch_size))
+    test_f1, test_per_class = macro_f1(test, predict(model, test["packets"], args.eval_batch_size),
+                                       per_class=True)
     eval_seconds += time.perf_counter() - start
     trained_steps = steps - 1  # the compiling step is not timed
     return {"model": name, "steps": steps, "epochs": round(steps * args.batch_size / n_train, 3),
-            "test_macro_f1": test_f1, "curve": curve, "parameters": model.count_params(),
+            "test_macro_f1": test_f1, "test_per_class_f1": test_per_class, "curve": curve, "parameters": model.count_params(),
             "samples_per_second": round(trained_steps * args.batch_size / train_seconds, 1),
             "train_seconds": round(train_seconds, 1), "compile_seconds": round(compile_seconds, 1),
             "eval_seconds": round(eval_seconds, 1)}

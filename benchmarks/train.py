@@ -22,9 +22,11 @@ import time
 
 JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 # The build_model overrides that give the architecture benchmarks.torch_mtc implements: pooled
-# heads, post-norm encoders and LayerNorm in the CNN -> Transformer fusion (the paper's shape;
-# the package defaults have since moved to flattened heads, pre-norm, no fusion LayerNorm).
-TWIN_OVERRIDES = {"head_readout": "pool", "encoder_norm": "post", "fusion_down_norm": "layer"}
+# heads, post-norm encoders, LayerNorm in the CNN -> Transformer fusion and scaled bytes into
+# the embedding (the paper's shape; the package defaults have since moved to flattened heads,
+# pre-norm, no fusion LayerNorm and a per-byte table).
+TWIN_OVERRIDES = {"head_readout": "pool", "encoder_norm": "post", "fusion_down_norm": "layer",
+                  "byte_embedding": 0}
 RESULT = "RESULT "
 
 

@@ -111,25 +111,40 @@ class TokenEmbedding(keras.layers.Layer):
     both branches). MTC adds no positional encoding (the CNN branch carries position).
     """
 
-    def __init__(self, n_tokens: int, d_model: int, projection: bool = True, **kwargs):
+    def __init__(self, n_tokens: int, d_model: int, projection: bool = True,
+                 byte_embedding: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.n_tokens = int(n_tokens)
         self.d_model = int(d_model)
         self.projection = bool(projection)
+        # > 0: each byte (the [0, 1] input times 255) looked up in a learned 256 x this table
+        # before the projection, instead of entering as one scaled value.
+        self.byte_embedding = int(byte_embedding)
+        if self.byte_embedding and not self.projection:
+            raise ValueError("byte_embedding needs projection=True")
 
     def build(self, input_shape):
         length = input_shape[-1]
         if length is None or length % self.n_tokens:
             raise ValueError(f"input length {length} is not a multiple of n_tokens={self.n_tokens}")
         self.patch = length // self.n_tokens
+        if self.byte_embedding:
+            self.bytes = keras.layers.Embedding(256, self.byte_embedding, name="bytes",
+                                                dtype=self.dtype_policy)
+            self.bytes.build((None, length))
         if self.projection:
             self.dense = keras.layers.Dense(self.d_model, name="projection")
-            self.dense.build((None, self.n_tokens, self.patch))
+            self.dense.build((None, self.n_tokens, self.patch * max(1, self.byte_embedding)))
         elif self.patch != self.d_model:
             raise ValueError(f"without projection, length / n_tokens ({self.patch}) must equal "
                              f"d_model ({self.d_model})")
 
     def call(self, inputs):
+        if self.byte_embedding:
+            ids = ops.cast(ops.clip(ops.round(inputs * 255.0), 0, 255), "int32")
+            embedded = self.bytes(ids)  # [batch, length, byte_embedding]
+            return self.dense(ops.reshape(embedded, (-1, self.n_tokens,
+                                                     self.patch * self.byte_embedding)))
         tokens = ops.reshape(inputs, (-1, self.n_tokens, self.patch))
         return self.dense(tokens) if self.projection else tokens
 
@@ -138,7 +153,7 @@ class TokenEmbedding(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "n_tokens": self.n_tokens, "d_model": self.d_model,
-                "projection": self.projection}
+                "projection": self.projection, "byte_embedding": self.byte_embedding}
 
 
 def sinusoidal_position_table(length: int, depth: int, max_wavelength: float = 10000.0):

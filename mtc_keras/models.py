@@ -291,6 +291,7 @@ def _final_norm(tokens, config, name="transformer_final_norm"):
 def _embed(x, config):
     return mtc_layers.TokenEmbedding(config["n_tokens"], config["d_model"],
                                      projection=config["embedding_projection"],
+                                     byte_embedding=config["byte_embedding"],
                                      name="transformer_embedding")(x)
 
 

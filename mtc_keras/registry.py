@@ -83,7 +83,11 @@ class Dataset:
 
 _PACKET_INPUT = dict(input_name="packet", input_dtype="uint8", input_scale=1.0 / 255.0,
                      seq_len=VECTOR_LEN,
-                     model_defaults={"n_tokens": 30, "d_model": 50, "num_heads": 6})
+                     # byte_embedding: the Transformer embedding's learned table per byte value
+                     # (layers.TokenEmbedding); 8, not the paper's scaled byte, by measurement
+                     # (README, "Does it learn?").
+                     model_defaults={"n_tokens": 30, "d_model": 50, "num_heads": 6,
+                                     "byte_embedding": 8})
 
 DATASETS: dict[str, Dataset] = {d.key: d for d in (
     Dataset(key="iscx", title="ISCX VPN-nonVPN", tfds_name="iscx_vpn_nonvpn",
@@ -97,7 +101,8 @@ DATASETS: dict[str, Dataset] = {d.key: d for d in (
     Dataset(key="cicids2017", title="CICIDS2017", tfds_name="cicids2017",
             builder_module="tfds_builders.cicids2017", configs=("paper", "clean"),
             input_name="features", input_dtype="float32", input_scale=None, seq_len=49,
-            model_defaults={"n_tokens": 7, "d_model": 7, "num_heads": 7},
+            # Features are quantiles in [0, 1], not bytes: no byte table.
+            model_defaults={"n_tokens": 7, "d_model": 7, "num_heads": 7, "byte_embedding": 0},
             loss_ratios={"mtc": {"attack": 2, "mal": 1}, "mtc_2task": {"attack": 2, "mal": 1},
                          "transformer": {"attack": 3, "mal": 1}, "cnn": {"attack": 3, "mal": 1}},
             packets=False, in_paper=True),

@@ -41,6 +41,22 @@ def test_token_embedding_without_projection_is_a_reshape():
         L.TokenEmbedding(7, 50)(x)
 
 
+def test_token_embedding_byte_table_looks_each_byte_up_before_the_projection():
+    packets = RNG.integers(0, 256, (2, 60))
+    x = (packets / 255.0).astype("float32")  # what the model's Rescaling hands the layer
+    layer = L.TokenEmbedding(6, 10, byte_embedding=3)
+    out = _np(layer(x))
+    assert out.shape == (2, 6, 10)
+    table = _np(layer.bytes.embeddings)
+    kernel, bias = (_np(w) for w in layer.dense.weights)
+    assert kernel.shape == (10 * 3, 10)
+    # Token i is the linear map of the concatenated table rows of its 10 bytes.
+    want = table[packets].reshape(2, 6, 30) @ kernel + bias
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="needs projection"):
+        L.TokenEmbedding(6, 10, projection=False, byte_embedding=3)
+
+
 def test_sinusoidal_position_encoding_follows_eq_7_and_8():
     n, d = 5, 7  # odd d, as on CICIDS2017
     out = _np(L.SinusoidalPositionEncoding()(np.zeros((1, n, d), "float32")))[0]
@@ -252,6 +268,7 @@ def test_quantile_normalization_rejects_bad_tables():
 # ----------------------------------------------------------------------- serialisation
 LAYER_CASES = [
     (lambda: L.TokenEmbedding(6, 10, projection=True), (2, 60)),
+    (lambda: L.TokenEmbedding(6, 10, byte_embedding=3), (2, 60)),
     (lambda: L.SinusoidalPositionEncoding(max_wavelength=500.0), (2, 6, 10)),
     (lambda: L.TransformerEncoder(2, 5, ff_dim=16, dropout=0.2), (2, 6, 10)),
     (lambda: L.CnnBottleneck((4, 4, 8), kernel_size=5, dropout=0.1, merge="concat"), (2, 60, 4)),
