@@ -83,9 +83,10 @@ class Dataset:
 
 _PACKET_INPUT = dict(input_name="packet", input_dtype="uint8", input_scale=1.0 / 255.0,
                      seq_len=VECTOR_LEN,
-                     # byte_embedding: the Transformer embedding's learned table per byte value
-                     # (layers.TokenEmbedding); 8, not the paper's scaled byte, by measurement
-                     # (README, "Does it learn?").
+                     # byte_embedding: MTC's learned table per byte value before the token
+                     # projection (layers.TokenEmbedding); 8, not the paper's scaled byte, by
+                     # measurement (README, "Does it learn?"). The Transformer baseline keeps
+                     # scaled bytes (models._MODEL_DEFAULTS), also by measurement.
                      model_defaults={"n_tokens": 30, "d_model": 50, "num_heads": 6,
                                      "byte_embedding": 8})
 

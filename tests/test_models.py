@@ -170,6 +170,7 @@ def test_presets_follow_the_paper():
     assert cicids.get_layer("transformer_s1_e1").num_heads == 7
     baseline = models.build_model("transformer", "iscx")
     assert sum(isinstance(layer, TransformerEncoder) for layer in baseline.layers) == 7
+    assert baseline.get_layer("transformer_embedding").byte_embedding == 0
     w = models.default_loss_weights("mtc", "iscx")
     assert sum(w.values()) == pytest.approx(1.0)
     assert (w["app"] / w["aux"], w["traffic"] / w["aux"]) == pytest.approx((6, 2))
