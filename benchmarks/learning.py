@@ -3,6 +3,7 @@
     python -m benchmarks.learning                      # CPU default: about 10 minutes in all
     python -m benchmarks.learning --epochs 30 --schedule cosine   # to convergence (a GPU)
     python -m benchmarks.learning --models mtc --steps 150 --optimizer adamw   # one A/B arm
+    bash benchmarks/gpu_learning.sh      # on a lent GPU machine: 30 epochs, three seeds
 
 Data: the real USTC-TFC2016 captures in ``../shared/data/ustc-tfc2016`` (``--manual_dir``),
 through the project's own preprocessing and its leak-free ``flow_split`` (no flow and no vector
@@ -18,7 +19,7 @@ along the way (its learning curve) and once on the test split at the end.
 
 Prints a table of macro-F1 per task, samples/s and seconds per model, and as its last line
 ``mtc_over_best_probe=<MTC's test app macro-F1 minus the best probe's>``. ``--json`` writes
-everything, curves included.
+everything, curves and per-class test F1 included.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ with, and ``is_chief()`` says which process writes the run's files.
 
 On a CPU, ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` (set before JAX starts) splits
 the host into N devices; data_parallel over them keeps more cores busy than one XLA CPU device
-does (benchmarks/scaling.py: 1.8-1.9x the samples/s of one device on 2 cores, full-size MTC).
+does (benchmarks/scaling.py: 1.4-1.9x the samples/s of one device on 2 cores, full-size MTC).
 """
 
 from __future__ import annotations
