@@ -23,26 +23,10 @@ if [ "${1:-}" = "fetch" ]; then
     --platform manylinux1_x86_64 -d .whl $PACKAGES
 fi
 
-echo "== python: $(command -v python3) $(python3 --version 2>&1)"
-python3 -c 'import jax; print("jax", jax.__version__, jax.devices())' \
-  || echo "!! jax failed to import or found no device; the run below will say more"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null \
-  || echo "(no nvidia-smi)"
+PY=python3
+# shellcheck source=benchmarks/device_keras.sh
+source benchmarks/device_keras.sh
 
-if python3 -c 'import keras' 2>/dev/null; then
-  echo "== keras already installed: $(python3 -c 'import keras; print(keras.__version__)')"
-elif compgen -G ".whl/*.whl" >/dev/null; then
-  echo "== installing $(ls .whl) into /tmp/site"
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .whl/*.whl || { echo "!! wheel install failed"; exit 1; }
-  export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
-else
-  echo "!! keras is missing and .whl/ holds no wheels: run 'bash benchmarks/gpu_check.sh fetch'"
-  echo "!! here first (needs: $PACKAGES) and carry .whl"
-  exit 2
-fi
-
-export KERAS_BACKEND=jax PYTHONUNBUFFERED=1
 timeout 270 python3 -m benchmarks.gpu_train_numpy "$@"
 status=$?
 [ $status -eq 124 ] && echo "!! timed out after 270 s"

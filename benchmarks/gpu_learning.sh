@@ -9,8 +9,9 @@
 #   there (device tool, carry [".whl", "runs/device"], timeout_s 570):
 #                bash benchmarks/gpu_learning.sh [benchmarks.learning flags]
 # Runs `python -m benchmarks.learning` for each seed in $SEEDS (default "0 1 2") with the
-# convergence recipe (--epochs 30 --schedule cosine --evals 10, or the flags given instead), writes $OUT/learning_s<seed>.json and .log as each seed ends (a run cut off by the time
-# limit still returns the seeds it finished), and prints each seed's mtc_over_best_probe line.
+# convergence recipe (--epochs 30 --schedule cosine --evals 10, or the flags given instead),
+# writes $OUT/learning_s<seed>.json and .log as each seed ends (a run cut off by the time limit
+# still returns the seeds it finished), and prints each seed's table and mtc_over_best_probe.
 # PYTHON (default python3) chooses the interpreter; without a GPU it runs on the CPU.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -29,16 +30,8 @@ OUT=${OUT:-runs/device/out}
 mkdir -p "$OUT"
 [ -d "$STAGED" ] || { echo "!! $STAGED is missing: run 'bash benchmarks/gpu_learning.sh stage' here first"; exit 2; }
 
-if ! "$PY" -c 'import keras' 2>/dev/null; then
-  compgen -G ".whl/*.whl" >/dev/null \
-    || { echo "!! keras is missing and .whl/ is empty: run 'bash benchmarks/gpu_check.sh fetch'"; exit 2; }
-  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .whl/*.whl || { echo "!! wheel install failed"; exit 1; }
-  export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
-fi
-export KERAS_BACKEND=jax PYTHONUNBUFFERED=1
-"$PY" -c 'import jax; print("== jax", jax.__version__, jax.devices())'
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo "(no nvidia-smi)"
+# shellcheck source=benchmarks/device_keras.sh
+source benchmarks/device_keras.sh
 
 budget=("$@")
 [ ${#budget[@]} -eq 0 ] && budget=(--epochs 30 --schedule cosine --evals 10)
@@ -46,8 +39,7 @@ status=0
 for seed in ${SEEDS:-0 1 2}; do
   echo "== seed $seed"
   "$PY" -m benchmarks.learning --manual_dir "$STAGED" --seed "$seed" \
-    --json "$OUT/learning_s$seed.json" "${budget[@]}" 2>&1 \
-    | grep -v "oneDNN\|cpu_feature_guard\|TF_ENABLE" | tee "$OUT/learning_s$seed.log" \
+    --json "$OUT/learning_s$seed.json" "${budget[@]}" 2>&1 | tee "$OUT/learning_s$seed.log" \
     | grep -E "^\||mtc_over_best_probe|wall seconds|error" || status=1
 done
 exit $status

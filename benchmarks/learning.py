@@ -110,17 +110,16 @@ def predict(model, packets: np.ndarray, batch_size: int) -> dict[str, np.ndarray
     return {task: np.concatenate(parts) for task, parts in outputs.items()}
 
 
-def macro_f1(split: dict, predictions: dict, per_class: bool = False):
-    """{task: macro-F1}; with per_class, also {task: {class: F1}} for the classes present."""
+def f1_scores(split: dict, predictions: dict) -> tuple[dict, dict]:
+    """({task: macro-F1}, {task: {class: F1}} for the classes present in the split)."""
     from mtc_keras.evaluation import evaluate_predictions
 
     labels = {task: split["labels"][task] for task in predictions}
     metrics = evaluate_predictions(labels, predictions, DATASET)
     macro = {task: round(float(metrics[task]["macro_f1"]), 4) for task in predictions}
-    if not per_class:
-        return macro
-    return macro, {task: {name: round(c["f1"], 4) for name, c in metrics[task]["per_class"].items()
-                          if c["support"]} for task in predictions}
+    per_class = {task: {name: round(c["f1"], 4) for name, c in metrics[task]["per_class"].items()
+                        if c["support"]} for task in predictions}
+    return macro, per_class
 
 
 def train_model(name: str, data: dict, args, steps: int | None, minutes: float | None) -> dict:
@@ -183,8 +182,8 @@ def train_model(name: str, data: dict, args, steps: int | None, minutes: float |
     while step <= steps:
         if step in marks:
             start = time.perf_counter()
-            point = macro_f1(validation, predict(model, validation["packets"],
-                                                 args.eval_batch_size))
+            point, _ = f1_scores(validation, predict(model, validation["packets"],
+                                                     args.eval_batch_size))
             eval_seconds += time.perf_counter() - start
             curve.append({"step": step, "epochs": round(step * args.batch_size / n_train, 3),
                           "train_loss": round(float(np.mean(losses[-20:])), 4) if losses else None,
@@ -199,12 +198,13 @@ def train_model(name: str, data: dict, args, steps: int | None, minutes: float |
         losses.append(float(result["loss"]))
         step += 1
     start = time.perf_counter()
-    test_f1, test_per_class = macro_f1(test, predict(model, test["packets"], args.eval_batch_size),
-                                       per_class=True)
+    test_f1, test_per_class = f1_scores(test, predict(model, test["packets"],
+                                                      args.eval_batch_size))
     eval_seconds += time.perf_counter() - start
     trained_steps = steps - 1  # the compiling step is not timed
     return {"model": name, "steps": steps, "epochs": round(steps * args.batch_size / n_train, 3),
-            "test_macro_f1": test_f1, "test_per_class_f1": test_per_class, "curve": curve, "parameters": model.count_params(),
+            "test_macro_f1": test_f1, "test_per_class_f1": test_per_class, "curve": curve,
+            "parameters": model.count_params(),
             "samples_per_second": round(trained_steps * args.batch_size / train_seconds, 1),
             "train_seconds": round(train_seconds, 1), "compile_seconds": round(compile_seconds, 1),
             "eval_seconds": round(eval_seconds, 1)}

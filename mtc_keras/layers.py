@@ -128,24 +128,23 @@ class TokenEmbedding(keras.layers.Layer):
         if length is None or length % self.n_tokens:
             raise ValueError(f"input length {length} is not a multiple of n_tokens={self.n_tokens}")
         self.patch = length // self.n_tokens
+        # Values per token: a patch of bytes, each one value or one table row.
+        self.token_width = self.patch * max(1, self.byte_embedding)
         if self.byte_embedding:
             self.bytes = keras.layers.Embedding(256, self.byte_embedding, name="bytes",
                                                 dtype=self.dtype_policy)
             self.bytes.build((None, length))
         if self.projection:
             self.dense = keras.layers.Dense(self.d_model, name="projection")
-            self.dense.build((None, self.n_tokens, self.patch * max(1, self.byte_embedding)))
+            self.dense.build((None, self.n_tokens, self.token_width))
         elif self.patch != self.d_model:
             raise ValueError(f"without projection, length / n_tokens ({self.patch}) must equal "
                              f"d_model ({self.d_model})")
 
     def call(self, inputs):
-        if self.byte_embedding:
-            ids = ops.cast(ops.clip(ops.round(inputs * 255.0), 0, 255), "int32")
-            embedded = self.bytes(ids)  # [batch, length, byte_embedding]
-            return self.dense(ops.reshape(embedded, (-1, self.n_tokens,
-                                                     self.patch * self.byte_embedding)))
-        tokens = ops.reshape(inputs, (-1, self.n_tokens, self.patch))
+        if self.byte_embedding:  # [batch, length] -> [batch, length, byte_embedding]
+            inputs = self.bytes(ops.cast(ops.clip(ops.round(inputs * 255.0), 0, 255), "int32"))
+        tokens = ops.reshape(inputs, (-1, self.n_tokens, self.token_width))
         return self.dense(tokens) if self.projection else tokens
 
     def compute_output_shape(self, input_shape):

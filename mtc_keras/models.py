@@ -87,8 +87,7 @@ _MODEL_DEFAULTS = {
     "mtc": _MTC_DEFAULTS,
     "mtc_2task": _MTC_DEFAULTS,
     # Scaled bytes into the embedding, not MTC's USTC-TFC2016 byte table (registry): with the
-    # table its test app macro-F1 at the CPU default budget fell from 0.774 to 0.647 (three
-    # seeds, README).
+    # table its test app macro-F1 at the CPU default budget fell on all three seeds (README).
     "transformer": {**_TRANSFORMER_DEFAULTS, "num_encoders": 7, "max_wavelength": 10000.0,
                     "byte_embedding": 0},
     # Multi-task 1D-CNN after Deep Packet (§4.3.2): 200 filters per conv as in Deep Packet.
