@@ -165,7 +165,7 @@ def test_presets_follow_the_paper():
     # USTC-TFC2016 bytes go through a table per byte value (ISCX keeps scaled bytes until real
     # ISCX captures measure it; CICIDS2017's quantiles are not bytes).
     ustc = models.build_model("mtc", "ustc_tfc2016")
-    assert ustc.get_layer("transformer_embedding").bytes.embeddings.shape == (256, 8)
+    assert ustc.get_layer("transformer_embedding").bytes.embeddings.shape == (256, 16)
     assert iscx.get_layer("transformer_embedding").byte_embedding == 0
     cicids = models.build_model("mtc", "cicids2017")
     assert cicids.get_layer("transformer_embedding").output.shape == (None, 7, 7)
