@@ -23,7 +23,8 @@ ISCX_APPS = (
     "SFTP", "Skype", "Spotify", "Torrent", "Tor", "Vimeo", "Voipbuster", "Youtube",
 )
 _TRAFFIC_TYPES = ("Chat", "Email", "File Transfer", "Streaming", "Torrent", "VoIP")
-ISCX_TRAFFIC = _TRAFFIC_TYPES + tuple(f"VPN: {t}" for t in _TRAFFIC_TYPES)
+ISCX_VPN_TRAFFIC = tuple(f"VPN: {t}" for t in _TRAFFIC_TYPES)  # the traffic classes of VPN captures
+ISCX_TRAFFIC = _TRAFFIC_TYPES + ISCX_VPN_TRAFFIC
 ISCX_AUX = tuple(f"All_{t}" for t in _TRAFFIC_TYPES)
 
 
