@@ -35,11 +35,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections import Counter, defaultdict
 
 import numpy as np
 
-DATASET, CONFIG = "iscx", "flow_split"
+DATASET = "iscx"
 PREFIX_BYTES = 160
 
 
@@ -56,18 +55,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def load_splits(data_root: str, packets_per_file: int | None) -> dict[str, dict]:
-    """{split: {"packet", "app", "traffic", ...}} of the demo's flow_split, built as the demo does."""
+    """{split: {"packet", "app", "traffic", ...}} of the demo's flow_split, built as the demo
+    builds it when missing (experiments.demo)."""
     import tensorflow_datasets as tfds
 
+    from experiments import demo
     from mtc_keras import demo_data, registry
 
-    data_dir = os.path.join(data_root, "tfds")
-    if not registry.builder(DATASET, CONFIG, data_dir).is_prepared():
-        captures = os.path.join(data_root, "captures")
-        demo_data.write_demo_captures(
-            captures, packets_per_file=packets_per_file or demo_data.DEFAULT_PACKETS_PER_FILE)
-        registry.prepare(DATASET, CONFIG, data_dir, manual_dir=captures)
-    builder = registry.load(DATASET, CONFIG, data_dir)
+    _, data_dir = demo.data_dirs(data_root)
+    if not registry.builder(DATASET, demo.DATASET_CONFIG, data_dir).is_prepared():
+        demo.build_dataset(data_root, packets_per_file or demo_data.DEFAULT_PACKETS_PER_FILE)
+    builder = registry.load(DATASET, demo.DATASET_CONFIG, data_dir)
     splits = {}
     for split in builder.info.splits:
         parts = list(tfds.as_numpy(builder.as_dataset(split=split, batch_size=8192, shuffle_files=False)))
@@ -90,11 +88,6 @@ def size_direction(packets: np.ndarray) -> np.ndarray:
     return np.stack([fields["ip_length"], (fields["src_port"] < fields["dst_port"]).astype(np.int64)], 1)
 
 
-def ip_id(packets: np.ndarray) -> np.ndarray:
-    """The IPv4 identification field of each vector (bytes 4-5, big-endian)."""
-    return packets[:, 4].astype(np.int64) << 8 | packets[:, 5]
-
-
 def nearest_label(train_keys: np.ndarray, train_y: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """The label of the train row with the nearest key (1-D), for each key."""
     order = np.argsort(train_keys, kind="stable")
@@ -107,11 +100,11 @@ def nearest_label(train_keys: np.ndarray, train_y: np.ndarray, keys: np.ndarray)
 
 def in_sample_majority(keys: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Each row's prediction: the most frequent label among the rows with its key (ties: lowest)."""
-    counts: dict[tuple, Counter] = defaultdict(Counter)
-    for key, label in zip(map(tuple, keys), y):
-        counts[key][int(label)] += 1
-    best = {key: min(c, key=lambda label: (-c[label], label)) for key, c in counts.items()}
-    return np.array([best[tuple(key)] for key in keys], np.int64)
+    _, key_index = np.unique(keys, axis=0, return_inverse=True)
+    key_index = key_index.ravel()
+    counts = np.zeros((key_index.max() + 1, int(y.max()) + 1), np.int64)
+    np.add.at(counts, (key_index, y), 1)
+    return counts.argmax(axis=1)[key_index]  # argmax takes the first, so the lowest label
 
 
 def macro_f1(y: np.ndarray, predicted: np.ndarray) -> float:
@@ -121,12 +114,9 @@ def macro_f1(y: np.ndarray, predicted: np.ndarray) -> float:
 
 
 def tree_features(split: dict) -> np.ndarray:
-    from experiments.probe import HEADER_FIELDS
-    from mtc_keras.packets import header_fields
+    from experiments.probe import probe_features
 
-    fields = header_fields(split["packet"])
-    return np.concatenate([np.stack([fields[name] for name in HEADER_FIELDS], 1),
-                           split["packet"][:, :PREFIX_BYTES]], 1)
+    return np.concatenate([probe_features(split["packet"])["header"], split["packet"][:, :PREFIX_BYTES]], 1)
 
 
 def _sides(y: np.ndarray, predicted: np.ndarray, vpn: np.ndarray) -> str:
@@ -139,6 +129,7 @@ def main(argv=None) -> int:
     import mtc_keras  # noqa: F401  (selects the Keras backend before anything imports keras)
     from mtc_keras import inputs
     from mtc_keras.labels import MISSING
+    from mtc_keras.packets import header_fields
 
     inputs.configure_tensorflow()
     splits = load_splits(args.data_root, args.packets_per_file)
@@ -180,9 +171,9 @@ def main(argv=None) -> int:
     shortcut = np.empty(int(vpn.sum()), np.int64)
     for direction, name in ((0, "client to server"), (1, "server to client")):
         rows, train_rows = vpn_keys[:, 1] == direction, train_keys[:, 1] == direction
-        shortcut[rows] = nearest_label(ip_id(train["packet"][train_vpn][train_rows]),
+        shortcut[rows] = nearest_label(header_fields(train["packet"][train_vpn][train_rows])["ip_id"],
                                        train["app"][train_vpn][train_rows],
-                                       ip_id(test["packet"][vpn][rows]))
+                                       header_fields(test["packet"][vpn][rows])["ip_id"])
         print(f"shortcut: 1-NN on the IP ID, VPN {name}: accuracy "
               f"{(shortcut[rows] == y[vpn][rows]).mean():.3f} ({int(rows.sum())} test packets)")
     with_ip_id = bound.copy()

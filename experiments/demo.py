@@ -36,7 +36,29 @@ _CONFIG = flags.DEFINE_string(
 _CAPTURE = flags.DEFINE_string("capture", "vpn_skype_chat1a.pcap",
                                "The demo capture to classify at the end.")
 
-_DATASET_CONFIG = "flow_split"
+DATASET_CONFIG = "flow_split"
+
+
+def data_dirs(data_root: str) -> tuple[str, str]:
+    """(demo captures, TFDS data_dir) under the demo's data root."""
+    return os.path.join(data_root, "captures"), os.path.join(data_root, "tfds")
+
+
+def build_dataset(data_root: str, packets_per_file: int = demo_data.DEFAULT_PACKETS_PER_FILE,
+                  step=print):
+    """Steps 1-2: writes the demo captures and builds iscx_vpn_nonvpn/flow_split from them
+    under ``data_root``, announcing each step with ``step``. Returns the builder."""
+    from mtc_keras import registry
+    from tfds_builders.iscx_vpn_nonvpn import format_report
+
+    captures, data_dir = data_dirs(data_root)
+    step(f"1. Writing demo captures to {captures}")
+    files = demo_data.write_demo_captures(captures, packets_per_file=packets_per_file)
+    print(f"{len(files)} captures, {sum(f.stat().st_size for f in files) / 1e6:.1f} MB")
+    step(f"2. Building the TFDS dataset iscx_vpn_nonvpn/{DATASET_CONFIG} in {data_dir}")
+    built = registry.prepare("iscx", DATASET_CONFIG, data_dir, manual_dir=captures)
+    print(format_report(built.info.metadata["build_report"]))
+    return built
 
 
 def _step(title: str) -> None:
@@ -69,23 +91,15 @@ def main(argv):
     from mtc_keras import inputs, registry
 
     inputs.configure_tensorflow()
-    captures = os.path.join(_DATA_ROOT.value, "captures")
-    data_dir = os.path.join(_DATA_ROOT.value, "tfds")
+    captures, data_dir = data_dirs(_DATA_ROOT.value)
     if _flagfile_value(_CONFIG.value, "data_dir") != data_dir:
         raise app.UsageError(f"{_CONFIG.value} must set --data_dir={data_dir}")
     output_dir = _flagfile_value(_CONFIG.value, "output_dir")
 
-    if registry.builder("iscx", _DATASET_CONFIG, data_dir).is_prepared():
+    if registry.builder("iscx", DATASET_CONFIG, data_dir).is_prepared():
         _step(f"Demo dataset already built in {data_dir} (delete {_DATA_ROOT.value} to rebuild)")
     else:
-        _step(f"1. Writing demo captures to {captures}")
-        files = demo_data.write_demo_captures(captures, packets_per_file=_PACKETS_PER_FILE.value)
-        print(f"{len(files)} captures, {sum(f.stat().st_size for f in files) / 1e6:.1f} MB")
-        _step(f"2. Building the TFDS dataset iscx_vpn_nonvpn/{_DATASET_CONFIG} in {data_dir}")
-        built = registry.prepare("iscx", _DATASET_CONFIG, data_dir, manual_dir=captures)
-        from tfds_builders.iscx_vpn_nonvpn import format_report
-
-        print(format_report(built.info.metadata["build_report"]))
+        build_dataset(_DATA_ROOT.value, _PACKETS_PER_FILE.value, step=_step)
 
     _step("3. Training MTC, evaluating it on the test split and exporting it")
     _run([sys.executable, "-m", "experiments.iscx", f"--flagfile={_CONFIG.value}"])

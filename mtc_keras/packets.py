@@ -395,8 +395,9 @@ def mask_ports(packets: np.ndarray) -> np.ndarray:
 
 
 def header_fields(packets: np.ndarray) -> dict:
-    """Per vector: 'protocol' (6 / 17, else 0), 'src_port', 'dst_port' and 'ip_length' (IPv4
-    total length, IPv6 payload length + 40: the on-the-wire size), read from the vectors."""
+    """Per vector: 'protocol' (6 / 17, else 0), 'src_port', 'dst_port', 'ip_length' (IPv4
+    total length, IPv6 payload length + 40: the on-the-wire size) and 'ip_id' (the IPv4
+    identification; 0 for IPv6), read from the vectors."""
     packets = np.asarray(packets, np.uint8)
     v4, v6, proto, l4, has_ports = _transport_fields(packets)
     ports = packets[np.arange(len(packets))[:, None], l4[:, None] + np.arange(4)].astype(np.int64)
@@ -406,4 +407,5 @@ def header_fields(packets: np.ndarray) -> dict:
         "src_port": np.where(has_ports, ports[:, 0] << 8 | ports[:, 1], zero),
         "dst_port": np.where(has_ports, ports[:, 2] << 8 | ports[:, 3], zero),
         "ip_length": np.where(v4, _be16(packets, 2), np.where(v6, _be16(packets, 4) + 40, zero)),
+        "ip_id": np.where(v4, _be16(packets, 4), zero),
     }

@@ -4,6 +4,7 @@ import numpy as np
 
 from benchmarks import demo_ceiling
 from mtc_keras.labels import ISCX_VPN_TRAFFIC, MISSING, TASKS
+from mtc_keras.packets import header_fields
 
 
 def test_in_sample_majority_is_the_best_rule_of_its_keys():
@@ -27,10 +28,13 @@ def test_nearest_label_takes_the_closest_train_key():
 
 
 def test_ip_id_and_vpn_rows():
-    packets = np.zeros((2, 1500), np.uint8)
+    packets = np.zeros((3, 1500), np.uint8)
+    packets[:2, 0] = 0x45  # IPv4
     packets[0, 4:6] = [0x12, 0x34]
     packets[1, 4:6] = [0xFF, 0xFE]
-    assert demo_ceiling.ip_id(packets).tolist() == [0x1234, 0xFFFE]
+    packets[2, 0] = 0x60  # IPv6 has no identification field
+    packets[2, 4:6] = [0x12, 0x34]
+    assert header_fields(packets)["ip_id"].tolist() == [0x1234, 0xFFFE, 0]
     traffic = TASKS["iscx"]["traffic"]
     rows = np.array([traffic.index("Chat"), traffic.index("VPN: Chat"), MISSING, traffic.index("VPN: VoIP")])
     assert demo_ceiling.is_vpn(rows).tolist() == [False, True, False, True]
