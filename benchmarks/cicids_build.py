@@ -30,7 +30,7 @@ import zipfile
 import numpy as np
 
 from mtc_keras import cicids
-from tests.oracles import MLCVE_HEADER, TRAFFIC_LABELLING_HEADER  # the official header lines
+from mtc_keras.testing import MLCVE_HEADER, TRAFFIC_LABELLING_HEADER  # the official header lines
 
 FULL_ROWS = 2_830_743  # rows of the eight MachineLearningCVE day files
 

@@ -6,7 +6,7 @@ Input: the real captures in ../shared/data/pcaps (or $MTC_SHARED_DATA/pcaps), th
 frames with their own timestamps, replayed to at least ``--frames`` frames; each replay's IP
 source addresses are shifted, so that its flows are new flows, as on a live link (the vectors
 zero the addresses, so the model sees the same bytes). Without that folder: the demo captures
-(mtc_keras.demo_data). Model: ``--model`` (e.g. runs/demo/export), else a freshly built small
+(mtc_keras.synthetic). Model: ``--model`` (e.g. runs/demo/export), else a freshly built small
 ISCX 1D-CNN (untrained: speed does not depend on the weights), exported like a trained one.
 
 Measured in one run, on the same replay:
@@ -36,7 +36,8 @@ import numpy as np
 from absl import app, flags
 
 from mtc_keras import packets
-from mtc_keras.capture import Capture, pcap_header, pcap_record
+from mtc_keras.capture import Capture
+from mtc_keras.capture_writer import pcap_header, pcap_record
 
 _FLAGS = flags.FLAGS
 
@@ -77,10 +78,10 @@ def _input_frames(folder: pathlib.Path | None, tmp: str) -> tuple[list[tuple[flo
         frames = read(sorted(p for p in folder.iterdir() if p.suffix in (".pcap", ".pcapng")))
         if frames:
             return frames, f"{folder} (real captures, Ethernet frames)"
-    from mtc_keras import demo_data
+    from mtc_keras import synthetic
 
-    paths = demo_data.write_demo_captures(os.path.join(tmp, "demo"))
-    return read(sorted(paths)), "demo captures (mtc_keras.demo_data)"
+    paths = synthetic.write_demo_captures(os.path.join(tmp, "demo"))
+    return read(sorted(paths)), "demo captures (mtc_keras.synthetic)"
 
 
 def _shift_source(frame: bytes, k: int) -> bytes:

@@ -26,9 +26,10 @@ from absl import app, flags
 from scapy.utils import PcapReader
 
 from mtc_keras import packets as mtc_packets
-from mtc_keras.capture import iter_frames, pcap_header, pcap_record
-# The tests' reference is the baseline timed here: one copy of it, in tests/oracles.py.
-from tests.oracles import scapy_vector
+from mtc_keras.capture import iter_frames
+from mtc_keras.capture_writer import pcap_header, pcap_record
+# The tests' reference is the baseline timed here: one copy of it, in mtc_keras.testing.
+from mtc_keras.testing import scapy_vector
 
 _FLAGS = flags.FLAGS
 

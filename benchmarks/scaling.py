@@ -14,7 +14,7 @@ The last line is ``scaling_2dev=<2-device samples/s / 1-device samples/s>``: 2.0
 a CPU both "devices" share the host's cores, so there 1.0 means the sharding costs nothing; more
 than 1.0 means one XLA CPU device leaves cores idle that a second one puts to work ("cores
 busy" is the process's CPU time over the wall time of the timed steps).
---small uses the small MTC of tests/distributed_worker.py (seconds instead of minutes).
+--small uses the small MTC of mtc_keras.testing (seconds instead of minutes).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def _worker(args) -> dict:
     strategy = "data_parallel" if args.devices > 1 else "none"
     distribution.configure_distribution(strategy, batch_size=args.batch)
     if args.small:
-        from tests.distributed_worker import SMALL_MTC as overrides
+        from mtc_keras.testing import SMALL_MTC as overrides
     else:
         overrides = {}
     keras.utils.set_random_seed(0)

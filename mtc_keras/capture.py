@@ -6,8 +6,10 @@ size. Frames come out either one at a time, ``(linktype, frame bytes)``, or in b
 (:class:`FrameBlock`: one buffer plus offset / length / link-type arrays) that
 :mod:`mtc_keras.packets` turns into vectors with numpy, without a Python object per frame.
 
-:meth:`Capture.from_stream` reads a stream that cannot seek (standard input, a pipe from
-``tcpdump -w -``) as it arrives: each block holds the frames that were there, not a full chunk.
+:class:`Capture` opens a path, or reads a binary stream that cannot seek (standard input, a pipe
+from ``tcpdump -w -``) as it arrives: each block holds the frames that were there, not a full
+chunk. Each format is one generator of blocks (``_pcap_blocks``, ``_pcapng_blocks``) around the
+record loop they share (``_read_blocks``).
 Every block carries the frames' capture times (``FrameBlock.timestamps``, seconds).
 
 A truncated last record or a corrupt block (impossible lengths, a bad trailer, an undefined
@@ -42,21 +44,10 @@ _PCAP_MAGICS = {
 }
 _PCAPNG_SHB = 0x0A0D0D0A  # the same in both byte orders
 _PCAPNG_BOM = 0x1A2B3C4D
-# What writers here write: classic pcap, microsecond timestamps, little-endian.
-PCAP_MAGIC = 0xA1B2C3D4
+# What mtc_keras.capture_writer writes with: the pcap magics (microsecond, nanosecond) as packed
+# in the file's own byte order, and the pcapng block types.
+PCAP_MAGIC, PCAP_NANO_MAGIC = 0xA1B2C3D4, 0xA1B23C4D
 PCAPNG_SHB, PCAPNG_BOM, PCAPNG_IDB, PCAPNG_EPB = _PCAPNG_SHB, _PCAPNG_BOM, 0x00000001, 0x00000006
-
-
-def pcap_header(linktype: int = 1, snaplen: int = 262144) -> bytes:
-    """The 24-byte global header of a little-endian microsecond pcap file (version 2.4)."""
-    return struct.pack("<IHHiIII", PCAP_MAGIC, 2, 4, 0, 0, snaplen, linktype)
-
-
-def pcap_record(frame: bytes, timestamp: float = 0.0) -> bytes:
-    """One record (16-byte header and the whole frame) of a ``pcap_header`` file."""
-    seconds = int(timestamp)
-    micros = int((timestamp - seconds) * 1e6)
-    return struct.pack("<IIII", seconds, micros, len(frame), len(frame)) + frame
 
 # Sanity limits past which a length field is taken as corruption, not as data to read.
 _MAX_CAPLEN = 262_144  # libpcap's largest snapshot length; a larger pcap snaplen raises it
@@ -150,6 +141,22 @@ class _Buffer:
         self.buf, self.pos, self.end = new, 0, have
         return have >= need
 
+    def where(self) -> str:
+        """'byte N' of the next unread byte; a stream that has no tell(): 'a record'."""
+        try:
+            return f"byte {self.f.tell() - (self.end - self.pos)}"
+        except (OSError, ValueError):
+            return "a record"
+
+
+class _Ended(Exception):
+    """How a format's reader says that the capture ended early: ``kind`` is the CaptureStats
+    flag ("truncated" or "corrupt"), ``what`` the reason."""
+
+    def __init__(self, kind: str, what: str):
+        super().__init__(what)
+        self.kind, self.what = kind, what
+
 
 def sniff_format(path: str | os.PathLike) -> str:
     """'pcap' or 'pcapng' from the magic number; CaptureFormatError for anything else."""
@@ -209,41 +216,219 @@ def _idb_resolution(buf, pos: int, blen: int, order: str) -> tuple[float, float]
     return unit, offset
 
 
-class Capture:
-    """An open capture file. Iterate for ``(linktype, frame bytes)``, or call :meth:`blocks`.
+def _pcapng_times(buf, stamp_at, iface_of, if_units, order) -> np.ndarray:
+    """Seconds per frame from the 64-bit (high, low) timestamps of enhanced / obsolete packet
+    blocks at ``stamp_at``; -1 there marks a simple packet block, which has none: NaN."""
+    stamp_at = np.asarray(stamp_at, np.int64)
+    has = stamp_at >= 0
+    units = np.asarray(if_units, np.float64).reshape(-1, 2)[iface_of]
+    words = _record_times(np.frombuffer(buf, np.uint8), np.where(has, stamp_at, 0), order)
+    times = (words[:, 0] * 4294967296.0 + words[:, 1]) * units[:, 0] + units[:, 1]
+    return np.where(has, times, np.nan)
 
-    ``stats`` fills in as the file is read. Use as a context manager, or call :meth:`close`.
+
+# ----------------------------------------------------------------------------- the readers
+# A format's reader is a generator of FrameBlocks over a _Buffer: it reads the format's header
+# and state, and gives ``_read_blocks`` a ``scan`` that takes the whole records the buffer
+# holds. It raises _Ended when the capture ends early (what came before is already yielded).
+def _read_blocks(b: _Buffer, scan) -> Iterator[FrameBlock]:
+    """The loop both formats share. ``scan()`` reads records from ``b.pos`` while the buffer
+    holds them whole (at most max_frames) and moves ``b.pos`` past them; it returns (the block
+    of their frames or None, bytes needed to go on (0: nothing missing), what a cut there would
+    be inside, the reason the data cannot be right or None)."""
+    while True:
+        block, need, inside, corrupt = scan()
+        if block is not None:
+            yield block
+        if corrupt:
+            raise _Ended("corrupt", corrupt)
+        if need and not b.fill(need):
+            if b.end > b.pos:
+                raise _Ended("truncated", f"file ends inside {inside}")
+            return
+
+
+def _block(buf, offsets, lengths, linktypes, timestamps) -> FrameBlock:
+    return FrameBlock(np.frombuffer(buf, np.uint8), np.asarray(offsets, np.int64),
+                      np.asarray(lengths, np.int64), np.asarray(linktypes, np.int64), timestamps)
+
+
+def _pcap_blocks(b: _Buffer, max_frames: int) -> Iterator[FrameBlock]:
+    """Classic pcap: a 24-byte file header (byte order, clock, snap length, link type), then
+    records of a 16-byte header (8 more in the "modified" format) and the frame."""
+    if not b.fill(24):
+        raise _Ended("truncated", "file ends inside the pcap file header")
+    magic = struct.unpack_from("<I", b.buf, 0)[0]
+    order, extra = _PCAP_MAGICS[magic]
+    fraction = 1e-9 if magic in _NANO_MAGICS else 1e-6
+    snaplen, linktype = struct.unpack_from(order + "II", b.buf, 16)
+    linktype &= 0xFFFF  # the upper bits hold FCS-length flags
+    max_caplen = max(snaplen, _MAX_CAPLEN)
+    b.pos = 24
+    hdr = 16 + extra
+    caplen_at = struct.Struct(order + "I").unpack_from
+
+    # The per-record loop reads its constants as locals (arguments), not closure cells: faster.
+    def scan(hdr=hdr, max_caplen=max_caplen, caplen_at=caplen_at, max_frames=max_frames):
+        buf, pos, end = b.buf, b.pos, b.end
+        offsets, lengths = [], []
+        need, corrupt = 0, None
+        while len(offsets) < max_frames:
+            if pos + hdr > end:
+                need = hdr
+                break
+            caplen = caplen_at(buf, pos + 8)[0]
+            if caplen > max_caplen:
+                b.pos = pos
+                corrupt = f"record at {b.where()} claims {caplen} bytes"
+                break
+            if pos + hdr + caplen > end:
+                need = hdr + caplen
+                break
+            offsets.append(pos + hdr)
+            lengths.append(caplen)
+            pos += hdr + caplen
+        b.pos = pos
+        block = None
+        if offsets:
+            words = _record_times(np.frombuffer(buf, np.uint8), np.asarray(offsets, np.int64) - hdr, order)
+            block = _block(buf, offsets, lengths, np.full(len(offsets), linktype),
+                           words[:, 0] + words[:, 1] * fraction)
+        return block, need, "the last record", corrupt
+
+    yield from _read_blocks(b, scan)
+
+
+def _unpackers(order: str):
+    """(two 32-bit words, one 32-bit word, one 16-bit word) readers in a byte order."""
+    return tuple(struct.Struct(order + fmt).unpack_from for fmt in ("II", "I", "H"))
+
+
+def _pcapng_blocks(b: _Buffer, max_frames: int) -> Iterator[FrameBlock]:
+    """pcapng: sections, each a section header (its byte order) and blocks; the interface
+    descriptions of a section give its packets' link types, snap lengths and clocks. A
+    FrameBlock never spans two sections."""
+    order = "<"
+    if_linktypes: list[int] = []  # link type of each interface of the current section
+    if_snaplens: list[int] = []
+    if_units: list[tuple[float, float]] = []  # (seconds per unit, offset) per interface
+
+    def scan(max_frames=max_frames, if_linktypes=if_linktypes, if_snaplens=if_snaplens, if_units=if_units):
+        nonlocal order
+        buf, pos, end = b.buf, b.pos, b.end
+        offsets, lengths, ifaces, stamp_at = [], [], [], []
+        need, inside, corrupt = 0, "the last block", None
+        u2, u1, u16 = _unpackers(order)
+        while len(offsets) < max_frames:
+            if pos + 12 > end:
+                need = 12
+                break
+            btype, blen = u2(buf, pos)
+            if btype == _PCAPNG_SHB:  # a new section: the frames before it go out first
+                if offsets:
+                    break
+                if pos + 16 > end:
+                    need, inside = 16, "a section header block"
+                    break
+                bom = struct.unpack_from("<I", buf, pos + 8)[0]
+                if bom not in (_PCAPNG_BOM, 0x4D3C2B1A):
+                    corrupt = "section header block with an unknown byte-order magic"
+                    break
+                order = "<" if bom == _PCAPNG_BOM else ">"
+                u2, u1, u16 = _unpackers(order)
+                blen = u1(buf, pos + 4)[0]
+                if blen < 28 or blen % 4 or blen > _MAX_BLOCK:
+                    corrupt = f"section header block has impossible length {blen}"
+                    break
+                if pos + blen > end:
+                    need, inside = blen, "a section header block"
+                    break
+                for table in (if_linktypes, if_snaplens, if_units):  # interfaces are per section
+                    table.clear()
+                pos += blen
+                continue
+            if blen < 12 or blen % 4 or blen > _MAX_BLOCK:
+                corrupt = f"pcapng block of type {btype:#x} has impossible length {blen}"
+                break
+            if pos + blen > end:
+                need = blen
+                break
+            if u1(buf, pos + blen - 4)[0] != blen:
+                corrupt = f"pcapng block of type {btype:#x} has a bad trailing length"
+                break
+            if btype == 6 or btype == 2:  # enhanced / obsolete packet block
+                iface = u1(buf, pos + 8)[0] if btype == 6 else u16(buf, pos + 8)[0]
+                caplen = u1(buf, pos + 20)[0]
+                if iface >= len(if_linktypes) or 32 + caplen > blen:
+                    corrupt = f"packet block for interface {iface} ({len(if_linktypes)} defined) or {caplen} bytes in a {blen}-byte block"
+                    break
+                offsets.append(pos + 28)
+                lengths.append(caplen)
+                ifaces.append(iface)
+                stamp_at.append(pos + 12)
+            elif btype == 3:  # simple packet block: interface 0, length from the block
+                if not if_linktypes:
+                    corrupt = "simple packet block before any interface description"
+                    break
+                caplen = min(u1(buf, pos + 8)[0], blen - 16)
+                if if_snaplens[0]:
+                    caplen = min(caplen, if_snaplens[0])
+                offsets.append(pos + 12)
+                lengths.append(caplen)
+                ifaces.append(0)
+                stamp_at.append(-1)
+            elif btype == 1:  # interface description
+                if blen < 20:
+                    corrupt = f"interface description block of {blen} bytes"
+                    break
+                if_linktypes.append(u16(buf, pos + 8)[0])
+                if_snaplens.append(u1(buf, pos + 12)[0])
+                if_units.append(_idb_resolution(buf, pos, blen, order))
+            pos += blen  # other blocks (name resolution, statistics, custom...) hold no frames
+        b.pos = pos
+        block = None
+        if offsets:
+            iface_of = np.asarray(ifaces, np.int64)
+            block = _block(buf, offsets, lengths, np.asarray(if_linktypes, np.int64)[iface_of],
+                           _pcapng_times(buf, stamp_at, iface_of, if_units, order))
+        return block, need, inside, corrupt
+
+    yield from _read_blocks(b, scan)
+
+
+_READERS = {"pcap": _pcap_blocks, "pcapng": _pcapng_blocks}
+
+
+class Capture:
+    """An open capture: a file, or a binary stream that need not seek (``sys.stdin.buffer``, a
+    pipe, a socket file). Iterate for ``(linktype, frame bytes)``, or call :meth:`blocks`.
+
+    The format comes from the first 4 bytes, read at once: CaptureFormatError naming the capture
+    (``name``: the path, or "<stdin>" for a stream) for anything that is not pcap or pcapng, an
+    empty stream included. A stream is read as it arrives: a block is yielded as soon as the
+    bytes read so far hold whole records (``chunk_size`` default: STREAM_CHUNK_SIZE for a
+    stream, CHUNK_SIZE for a file). ``stats`` fills in as the capture is read. Use as a context
+    manager, or call :meth:`close` (which leaves a stream open: its owner closes it).
     """
 
-    def __init__(self, path: str | os.PathLike, chunk_size: int = CHUNK_SIZE,
-                 stats: CaptureStats | None = None):
-        self.path = os.fspath(path)
-        fmt = sniff_format(self.path)
+    def __init__(self, source: str | os.PathLike | BinaryIO, chunk_size: int | None = None,
+                 stats: CaptureStats | None = None, *, name: str | None = None):
+        stream = not isinstance(source, (str, os.PathLike))
+        self.path = name if name is not None else "<stdin>" if stream else os.fspath(source)
+        f = source if stream else open(source, "rb")
+        try:
+            head = _read_head(f, 4)
+            fmt = _format_of(head, self.path)
+        except BaseException:
+            if not stream:
+                f.close()
+            raise
         self.stats = stats if stats is not None else CaptureStats(path=self.path)
         self.stats.path, self.stats.format = self.path, fmt
-        self._f = open(self.path, "rb")
-        self._owns_file = True
-        self._buffer = _Buffer(self._f, chunk_size)
+        self._f, self._owns_file = f, not stream
+        chunk_size = chunk_size or (STREAM_CHUNK_SIZE if stream else CHUNK_SIZE)
+        self._buffer = _Buffer(f, chunk_size, stream=stream, head=head)
         self._started = False
-
-    @classmethod
-    def from_stream(cls, f: BinaryIO, name: str = "<stdin>", chunk_size: int = STREAM_CHUNK_SIZE,
-                    stats: CaptureStats | None = None) -> "Capture":
-        """A capture read from a binary stream that need not seek (``sys.stdin.buffer``, a pipe,
-        a socket file), as it arrives: a block is yielded as soon as the bytes read so far hold
-        whole records. Reads the 4-byte magic at once: CaptureFormatError naming ``name`` for a
-        stream that is not pcap or pcapng (an empty stream included). ``close`` leaves ``f`` open.
-        """
-        head = _read_head(f, 4)
-        fmt = _format_of(head, name)
-        self = cls.__new__(cls)
-        self.path = name
-        self.stats = stats if stats is not None else CaptureStats(path=name)
-        self.stats.path, self.stats.format = name, fmt
-        self._f, self._owns_file = f, False
-        self._buffer = _Buffer(f, chunk_size, stream=True, head=head)
-        self._started = False
-        return self
 
     def close(self) -> None:
         if self._owns_file:
@@ -264,191 +449,16 @@ class Capture:
         if self._started:
             raise RuntimeError(f"{self.path}: a Capture can be read only once")
         self._started = True
-        reader = self._pcap_blocks if self.stats.format == "pcap" else self._pcapng_blocks
-        for block in reader(max(1, max_frames)):
-            self.stats.frames += len(block)
-            self.stats.linktypes.update(block.linktypes.tolist())
-            yield block
-
-    # ----------------------------------------------------------------------------- problems
-    def _stop(self, kind: str, what: str) -> None:
         stats = self.stats
-        setattr(stats, kind, True)
-        stats.problem = f"{self.path}: {what}; kept the {stats.frames} frames read before it"
-        log.warning("%s", stats.problem)
-
-    def _where(self) -> str:
-        """'byte N' for a file; a stream has no tell(), so its byte count so far."""
         try:
-            return f"byte {self._f.tell() - (self._buffer.end - self._buffer.pos)}"
-        except (OSError, ValueError):
-            return "a record"
-
-    def _block(self, offsets, lengths, linktypes, timestamps=None) -> FrameBlock:
-        return FrameBlock(
-            np.frombuffer(self._buffer.buf, np.uint8),
-            np.asarray(offsets, np.int64),
-            np.asarray(lengths, np.int64),
-            np.asarray(linktypes, np.int64),
-            timestamps,
-        )
-
-    # ----------------------------------------------------------------------------- pcap
-    def _pcap_blocks(self, max_frames: int) -> Iterator[FrameBlock]:
-        b = self._buffer
-        if not b.fill(24):
-            self._stop("truncated", "file ends inside the pcap file header")
-            return
-        magic = struct.unpack_from("<I", b.buf, 0)[0]
-        order, extra = _PCAP_MAGICS[magic]
-        fraction = 1e-9 if magic in _NANO_MAGICS else 1e-6
-        snaplen, linktype = struct.unpack_from(order + "II", b.buf, 16)
-        linktype &= 0xFFFF  # the upper bits hold FCS-length flags
-        max_caplen = max(snaplen, _MAX_CAPLEN)
-        b.pos = 24
-        hdr = 16 + extra
-        caplen_at = struct.Struct(order + "I").unpack_from
-        while True:
-            buf, pos, end = b.buf, b.pos, b.end
-            offsets, lengths = [], []
-            need, corrupt = hdr, None
-            while len(offsets) < max_frames:
-                if pos + hdr > end:
-                    need = hdr
-                    break
-                caplen = caplen_at(buf, pos + 8)[0]
-                if caplen > max_caplen:
-                    b.pos = pos
-                    corrupt = f"record at {self._where()} claims {caplen} bytes"
-                    break
-                if pos + hdr + caplen > end:
-                    need = hdr + caplen
-                    break
-                offsets.append(pos + hdr)
-                lengths.append(caplen)
-                pos += hdr + caplen
-            b.pos = pos
-            if offsets:
-                starts = np.asarray(offsets, np.int64) - hdr
-                words = _record_times(np.frombuffer(buf, np.uint8), starts, order)
-                yield self._block(offsets, lengths, np.full(len(offsets), linktype),
-                                  words[:, 0] + words[:, 1] * fraction)
-            if corrupt:
-                self._stop("corrupt", corrupt)
-                return
-            if len(offsets) == max_frames:
-                continue
-            if not b.fill(need):
-                if b.end > b.pos:
-                    self._stop("truncated", "file ends inside the last record")
-                return
-
-    # ----------------------------------------------------------------------------- pcapng
-    def _pcapng_blocks(self, max_frames: int) -> Iterator[FrameBlock]:
-        b = self._buffer
-        order = "<"
-        if_linktypes: list[int] = []  # link type of each interface of the current section
-        if_snaplens: list[int] = []
-        if_units: list[tuple[float, float]] = []  # (seconds per unit, offset) per interface
-        while True:
-            buf, pos, end = b.buf, b.pos, b.end
-            offsets, lengths, ifaces, stamp_at = [], [], [], []
-            need, corrupt, new_section = 12, None, False
-            u2 = struct.Struct(order + "II").unpack_from
-            u1 = struct.Struct(order + "I").unpack_from
-            u16 = struct.Struct(order + "H").unpack_from
-            while len(offsets) < max_frames:
-                if pos + 12 > end:
-                    need = 12
-                    break
-                btype, blen = u2(buf, pos)
-                if btype == _PCAPNG_SHB:
-                    new_section = True  # its byte order may differ: handled below
-                    break
-                if blen < 12 or blen % 4 or blen > _MAX_BLOCK:
-                    corrupt = f"pcapng block of type {btype:#x} has impossible length {blen}"
-                    break
-                if pos + blen > end:
-                    need = blen
-                    break
-                if u1(buf, pos + blen - 4)[0] != blen:
-                    corrupt = f"pcapng block of type {btype:#x} has a bad trailing length"
-                    break
-                if btype == 6 or btype == 2:  # enhanced / obsolete packet block
-                    iface = u1(buf, pos + 8)[0] if btype == 6 else u16(buf, pos + 8)[0]
-                    caplen = u1(buf, pos + 20)[0]
-                    if iface >= len(if_linktypes) or 32 + caplen > blen:
-                        corrupt = f"packet block for interface {iface} ({len(if_linktypes)} defined) or {caplen} bytes in a {blen}-byte block"
-                        break
-                    offsets.append(pos + 28)
-                    lengths.append(caplen)
-                    ifaces.append(iface)
-                    stamp_at.append(pos + 12)
-                elif btype == 3:  # simple packet block: interface 0, length from the block
-                    if not if_linktypes:
-                        corrupt = "simple packet block before any interface description"
-                        break
-                    caplen = min(u1(buf, pos + 8)[0], blen - 16)
-                    if if_snaplens[0]:
-                        caplen = min(caplen, if_snaplens[0])
-                    offsets.append(pos + 12)
-                    lengths.append(caplen)
-                    ifaces.append(0)
-                    stamp_at.append(-1)
-                elif btype == 1:  # interface description
-                    if blen < 20:
-                        corrupt = f"interface description block of {blen} bytes"
-                        break
-                    if_linktypes.append(u16(buf, pos + 8)[0])
-                    if_snaplens.append(u1(buf, pos + 12)[0])
-                    if_units.append(_idb_resolution(buf, pos, blen, order))
-                pos += blen  # other blocks (name resolution, statistics, custom...) hold no frames
-            b.pos = pos
-            if offsets:
-                iface_of = np.asarray(ifaces, np.int64)
-                lts = np.asarray(if_linktypes, np.int64)[iface_of]
-                yield self._block(offsets, lengths, lts,
-                                  self._pcapng_times(buf, stamp_at, iface_of, if_units, order))
-            if corrupt:
-                self._stop("corrupt", corrupt)
-                return
-            if new_section:
-                if not b.fill(16):
-                    self._stop("truncated", "file ends inside a section header block")
-                    return
-                bom = struct.unpack_from("<I", b.buf, b.pos + 8)[0]
-                if bom not in (_PCAPNG_BOM, 0x4D3C2B1A):
-                    self._stop("corrupt", "section header block with an unknown byte-order magic")
-                    return
-                order = "<" if bom == _PCAPNG_BOM else ">"
-                blen = struct.unpack_from(order + "I", b.buf, b.pos + 4)[0]
-                if blen < 28 or blen % 4 or blen > _MAX_BLOCK:
-                    self._stop("corrupt", f"section header block has impossible length {blen}")
-                    return
-                if not b.fill(blen):
-                    self._stop("truncated", "file ends inside a section header block")
-                    return
-                b.pos += blen
-                if_linktypes, if_snaplens, if_units = [], [], []  # interfaces are per section
-                continue
-            if len(offsets) == max_frames:
-                continue
-            if not b.fill(need):
-                if b.end > b.pos:
-                    self._stop("truncated", "file ends inside the last block")
-                return
-
-
-    @staticmethod
-    def _pcapng_times(buf, stamp_at, iface_of, if_units, order) -> np.ndarray:
-        """Seconds per frame from the 64-bit (high, low) timestamps of enhanced / obsolete
-        packet blocks at ``stamp_at``; -1 there marks a simple packet block, which has none: NaN."""
-        stamp_at = np.asarray(stamp_at, np.int64)
-        has = stamp_at >= 0
-        units = np.asarray(if_units, np.float64).reshape(-1, 2)[iface_of]
-        words = _record_times(np.frombuffer(buf, np.uint8), np.where(has, stamp_at, 0), order)
-        times = (words[:, 0] * 4294967296.0 + words[:, 1]) * units[:, 0] + units[:, 1]
-        return np.where(has, times, np.nan)
+            for block in _READERS[stats.format](self._buffer, max(1, max_frames)):
+                stats.frames += len(block)
+                stats.linktypes.update(block.linktypes.tolist())
+                yield block
+        except _Ended as ended:
+            setattr(stats, ended.kind, True)
+            stats.problem = f"{self.path}: {ended.what}; kept the {stats.frames} frames read before it"
+            log.warning("%s", stats.problem)
 
 
 def open_capture(path: str | os.PathLike, chunk_size: int = CHUNK_SIZE) -> Capture:

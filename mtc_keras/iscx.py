@@ -1,57 +1,61 @@
-"""ISCX VPN-nonVPN 2016: finding the captures, sampling, balancing, splitting, de-duplication and
-the build report, as plain functions over small dataclasses.
+"""ISCX VPN-nonVPN 2016: what its build does that USTC-TFC2016's does not: labels from the
+capture file names, the VPN / non-VPN balance of §3.2.3, the split of each (app, traffic) cell,
+and a second pass that reads only the chosen packets. The steps every packet dataset shares
+(the manual folder scan, the sample, the flow id, the de-duplication, the build report) are
+mtc_keras.packet_datasets.
 
 ``tfds_builders/iscx_vpn_nonvpn`` is TFDS (and Apache Beam) glue around them: its plain build
 calls ``plan``; its Beam build runs the same steps (``scan_capture``, ``Side.merge``,
 ``choose_app``, ``drop_cross_split_duplicates``, ``Tally`` and ``build_report``) as a pipeline,
-so both write the same examples. Bounded memory whatever the size of the captures:
+so both write the same examples. ``load_packets`` returns the examples of a config without TFDS.
+Bounded memory whatever the size of the captures:
 
 1. ``find_captures``: captures in the manual folder at any depth, as files or as members of zip
-   archives; labels come from the file name (mtc_keras.labels). Unknown names, duplicates,
-   files that are not captures and unreadable archives are reported and skipped.
-2. Pass 1, ``scan_capture`` (one capture per worker process): stream the capture through
-   mtc_keras.packets.iter_capture_batches and give every kept packet a priority, a hash of
-   (seed, capture name, packet index), so the sample does not depend on the order or the
-   number of workers. A worker keeps only the ``max_packets_per_app`` lowest priorities of its
-   capture (with a flow hash and a vector digest); they are merged per (app, VPN side).
+   archives; labels come from the file name (mtc_keras.labels); two files with the same stem
+   are one capture.
+2. Pass 1, ``scan_capture`` (one capture per worker process): packet_datasets.sample_capture
+   keeps the ``max_packets_per_app`` lowest priorities of the capture, with a flow hash and a
+   vector digest each; they are merged per (app, VPN side).
 3. Balance (§3.2.3, ``choose_app``): per app, at most ``max_packets_per_app`` packets, half from
    VPN and half from non-VPN captures; a side with fewer takes all of its packets and the other
    side fills up. Within a side, the packets with the lowest priorities: a uniform sample.
 4. Split by ``registry.SPLITS`` (64/16/20), each (app, traffic) cell on its own, so every class
-   of every task is split in those proportions:
+   of every task is split in those proportions (``CONFIGS``):
    - ``paper``: per packet, in a second seeded random order;
-   - ``flow_split`` (and ``flow_split_masked``): whole flows, in a seeded random order, each to
-     the split furthest below its share of the cell's packets; then
-     ``drop_cross_split_duplicates``: a packet vector that occurs in two splits is kept in the
-     first of train, validation, test and dropped (and counted) from the later ones.
+   - ``flow_split`` (and ``flow_split_masked``, ports zeroed): whole flows, in a seeded random
+     order, each to the split furthest below its share of the cell's packets; then
+     ``drop_cross_split_duplicates``.
 5. Pass 2, ``read_selected`` once per split: stream the captures that hold chosen packets again
-   and keep only those; ``examples`` gives their TFDS examples, keyed
-   "<capture file name>:<index of the packet among the capture's kept packets>".
-Worker processes are forked (``workers``, default one per core); a zip member is copied to a
-temporary file while a worker reads it, never into memory.
+   and keep only those; ``examples`` gives their TFDS examples.
+Worker processes are forked (``workers``, default one per core).
 """
 
 from __future__ import annotations
 
-import collections
-import contextlib
 import dataclasses
 import multiprocessing
-import shutil
-import tempfile
-import zipfile
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from mtc_keras import capture, labels, leakage, packets, registry, splitting
+from mtc_keras import labels, leakage, packet_datasets, packets, registry, splitting
+from mtc_keras.packet_datasets import Scan, Source, Tally  # noqa: F401  (this module's API too)
 
 DATASET = registry.DATASETS["iscx"]
 SPLITS = DATASET.splits
 SEED = 2016
 DEFAULT_MAX_PACKETS_PER_APP = 50_000  # §3.2.3
-BATCH = 16384  # frames per batch: about 25 MB of vectors per worker
-CAPTURE_SUFFIXES = labels.ISCX_CAPTURE_SUFFIXES
+# config name -> how it differs from the paper's per-packet split (Settings fields)
+CONFIGS = {"paper": {}, "flow_split": {"split_by_flow": True},
+           "flow_split_masked": {"split_by_flow": True, "mask_ports": True}}
+
+
+def _capture_labels(name: str, archive: str | None) -> labels.IscxLabels | None:
+    return labels.iscx_labels(name)  # a zip's name says nothing about its captures
+
+
+FOLDER = packet_datasets.Folder(capture_suffixes=labels.ISCX_CAPTURE_SUFFIXES, archive=packet_datasets.ZIP,
+                                labels=_capture_labels, same_capture=labels.iscx_stem)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,18 +69,12 @@ class Settings:
     seed: int = SEED  # the sample and the split
 
 
-@dataclasses.dataclass(frozen=True)
-class Source:
-    """One capture: a file, or a member of a zip archive."""
-
-    name: str  # file name only: keys, the `capture` feature, the report
-    shown: str  # where it is, relative to the manual folder (for the report)
-    path: str  # the file, or the zip archive holding it
-    member: str | None = None
-
-    @property
-    def labels(self) -> labels.IscxLabels:
-        return labels.iscx_labels(self.name)
+def config_settings(config: str, *, max_packets_per_app: int = DEFAULT_MAX_PACKETS_PER_APP,
+                    seed: int = SEED) -> Settings:
+    """The Settings of a named config; ValueError for a config that ISCX does not have."""
+    if config not in CONFIGS:
+        raise ValueError(f"unknown ISCX VPN-nonVPN config {config!r}; expected one of {sorted(CONFIGS)}")
+    return Settings(config, max_packets_per_app=max_packets_per_app, seed=seed, **CONFIGS[config])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,22 +117,6 @@ class Rows:
 
 
 @dataclasses.dataclass(frozen=True)
-class Scan:
-    """Pass 1 of one capture: its packet counts, its kept packets and its candidate rows, or
-    the error that made it unreadable."""
-
-    position: int  # in the sources list
-    counts: dict = dataclasses.field(default_factory=dict)
-    kept: int = 0
-    candidates: Rows | None = None
-    error: str | None = None
-
-    def summary(self) -> Scan:
-        """The scan without its candidates (what the build report needs)."""
-        return dataclasses.replace(self, candidates=None)
-
-
-@dataclasses.dataclass(frozen=True)
 class Selected:
     """Pass 2 of one capture: the chosen packets' indices, vectors and flow ids."""
 
@@ -144,112 +126,41 @@ class Selected:
     flows: np.ndarray
 
 
-@contextlib.contextmanager
-def local_file(source: Source):
-    """A path to the capture; a zip member is copied to a temporary file, one at a time,
-    so a member of any size costs disk, not memory."""
-    if source.member is None:
-        yield source.path
-        return
-    with zipfile.ZipFile(source.path) as archive, archive.open(source.member) as member, \
-            tempfile.NamedTemporaryFile(suffix="_" + source.name) as tmp:
-        shutil.copyfileobj(member, tmp, 1 << 22)
-        tmp.flush()
-        yield tmp.name
-
-
 def find_captures(manual_dir) -> tuple[list[Source], dict]:
     """Captures under `manual_dir` (any depth, zips included), one per ISCX name, and what
-    was skipped: {"unknown_captures", "duplicate_captures", "unreadable_archives", "other_files"}."""
-    found, skipped = [], collections.defaultdict(list)
-    for path, shown in capture.manual_files(manual_dir):
-        lower = path.name.lower()
-        if lower.endswith(".zip"):
-            try:
-                with zipfile.ZipFile(str(path)) as archive:
-                    members = sorted(m.filename for m in archive.infolist() if not m.is_dir())
-            except zipfile.BadZipFile as error:
-                skipped["unreadable_archives"].append(f"{shown}: {error}")
-                continue
-            for member in members:
-                name = member.rsplit("/", 1)[-1]
-                if name.lower().endswith(CAPTURE_SUFFIXES):
-                    found.append(Source(name, f"{shown}/{member}", str(path), member))
-                else:
-                    skipped["other_files"].append(f"{shown}/{member}")
-        elif lower.endswith(CAPTURE_SUFFIXES):
-            found.append(Source(path.name, shown, str(path)))
-        else:
-            skipped["other_files"].append(shown)
-    sources, seen = [], {}
-    for source in sorted(found, key=lambda s: (labels.iscx_stem(s.name), s.shown)):
-        stem = labels.iscx_stem(source.name)
-        if source.labels is None:
-            skipped["unknown_captures"].append(source.shown)
-        elif stem in seen:
-            skipped["duplicate_captures"].append(f"{source.shown} (same capture as {seen[stem]})")
-        else:
-            seen[stem] = source.shown
-            sources.append(source)
-    return sources, dict(skipped)
+    was skipped (packet_datasets.find_captures)."""
+    return packet_datasets.find_captures(manual_dir, FOLDER)
+
+
+def find_sources(manual_dir) -> tuple[list[Source], dict]:
+    """``find_captures``; FileNotFoundError when the folder holds no known capture."""
+    sources, skipped = find_captures(manual_dir)
+    if not sources:
+        raise FileNotFoundError(f"no known ISCX capture in {manual_dir}.")
+    return sources, skipped
 
 
 # ------------------------------------------------------------------------------------ pass 1
 def scan_capture(source: Source, position: int, settings: Settings) -> Scan:
     """Pass 1 for one capture: counts, and its `max_packets_per_app` lowest-priority kept
-    packets as candidate rows. Runs in a worker process."""
-    limit = settings.max_packets_per_app
-    counts = collections.Counter()
-    cand, kept, path = Rows.empty(), 0, source.path
-    try:
-        with local_file(source) as path:
-            for batch in packets.iter_capture_batches(path, batch_size=BATCH):
-                counts.update(batch.counts)
-                index = np.arange(kept, kept + len(batch), dtype=np.int64)
-                kept += len(batch)
-                priority = splitting.packet_priorities(settings.seed, source.name, index)
-                old, new = splitting.lowest(cand.priority, priority, limit)
-                # Digests only for the packets that enter the candidates.
-                vectors = batch.packets[new]
-                if settings.mask_ports:
-                    vectors = packets.mask_ports(vectors)
-                flows = np.array([splitting.hash64(f"{source.name}|{f}") for f in batch.flow_ids[new]],
-                                 np.uint64)
-                fresh = Rows(priority[new], index[new], flows, leakage.vector_digests(vectors),
-                             np.full(len(new), position, np.int64), np.full(len(new), -1, np.int64))
-                cand = Rows.concat([cand.take(old), fresh])
-    except (packets.CaptureFormatError, zipfile.BadZipFile, EOFError) as error:
-        # The reader names the file it read (maybe a temporary copy): name the capture instead.
-        message = str(error).replace(path, source.shown)
-        if not message.startswith(source.shown):
-            message = f"{source.shown}: {message}"
-        return Scan(position, error=message)
-    return Scan(position, dict(counts), kept, cand)
+    packets as candidate rows (``candidates``). Runs in a worker process."""
+
+    def columns(batch: packets.PacketBatch, new: np.ndarray) -> dict:
+        # Digests only for the packets that enter the candidates.
+        vectors = batch.packets[new]
+        if settings.mask_ports:
+            vectors = packets.mask_ports(vectors)
+        flows = [splitting.hash64(packet_datasets.flow_id(source.name, f)) for f in batch.flow_ids[new]]
+        return {"flow": np.array(flows, np.uint64), "vector": leakage.vector_digests(vectors),
+                "source": np.full(len(new), position, np.int64), "split": np.full(len(new), -1, np.int64)}
+
+    return packet_datasets.sample_capture(source, position, FOLDER.archive, settings.max_packets_per_app,
+                                          settings.seed, columns)
 
 
-@dataclasses.dataclass
-class Tally:
-    """What the build report counts of pass 1, capture by capture."""
-
-    sources: list[Source]
-    used: list[int] = dataclasses.field(default_factory=list)  # positions read
-    unreadable: list[str] = dataclasses.field(default_factory=list)
-    incomplete: list[str] = dataclasses.field(default_factory=list)
-    totals: collections.Counter = dataclasses.field(default_factory=collections.Counter)
-    kept: dict[int, int] = dataclasses.field(default_factory=dict)  # position -> kept packets
-
-    def add(self, scan: Scan) -> bool:
-        """Count one capture's scan; False if it was unreadable."""
-        source = self.sources[scan.position]
-        if scan.error is not None:
-            self.unreadable.append(scan.error)
-            return False
-        self.used.append(scan.position)
-        self.totals.update(scan.counts)
-        self.kept[scan.position] = scan.kept
-        if scan.counts.get("truncated") or scan.counts.get("corrupt"):
-            self.incomplete.append(source.shown)
-        return True
+def candidates(scan: Scan) -> Rows:
+    """The candidate rows of a readable capture's scan."""
+    return Rows(**scan.columns)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -314,13 +225,12 @@ def choose_app(sides: dict[bool, Side], settings: Settings, traffic: np.ndarray)
 
 def drop_cross_split_duplicates(rows: Rows, settings: Settings) -> tuple[Rows, np.ndarray]:
     """(rows, duplicates dropped per split): with split_by_flow, a vector found in an earlier
-    split is dropped from the later ones. Works on any set of rows that holds every row of
-    each vector it holds (all rows, or one bucket of vector digests)."""
-    dropped = np.zeros(len(SPLITS), np.int64)
+    split is dropped from the later ones (packet_datasets.drop_cross_split_duplicates). Works on
+    any set of rows that holds every row of each vector it holds (all rows, or one bucket of
+    vector digests)."""
     if not settings.split_by_flow or not len(rows):
-        return rows, dropped
-    drop = splitting.in_an_earlier_split(rows.vector, rows.split)
-    dropped = np.bincount(rows.split[drop], minlength=len(SPLITS)).astype(np.int64)
+        return rows, np.zeros(len(SPLITS), np.int64)
+    drop, dropped = packet_datasets.drop_cross_split_duplicates(rows.vector, rows.split)
     return rows.take(~drop), dropped
 
 
@@ -335,17 +245,16 @@ def read_selected(source: Source, indices: np.ndarray, mask_ports: bool) -> Sele
     """Pass 2 for one capture: the vectors and flow ids of the kept packets at `indices`."""
     out_vectors, out_flows, out_index = [], [], []
     start = 0
-    with local_file(source) as path:
-        for batch in packets.iter_capture_batches(path, batch_size=BATCH):
-            lo, hi = np.searchsorted(indices, [start, start + len(batch)])
-            if hi > lo:
-                rows = indices[lo:hi] - start
-                out_vectors.append(batch.packets[rows])
-                out_flows.append(batch.flow_ids[rows])
-                out_index.append(indices[lo:hi])
-            start += len(batch)
-            if hi == len(indices):
-                break
+    for batch in packet_datasets.read_batches(source, FOLDER.archive):
+        lo, hi = np.searchsorted(indices, [start, start + len(batch)])
+        if hi > lo:
+            rows = indices[lo:hi] - start
+            out_vectors.append(batch.packets[rows])
+            out_flows.append(batch.flow_ids[rows])
+            out_index.append(indices[lo:hi])
+        start += len(batch)
+        if hi == len(indices):
+            break
     vectors = np.concatenate(out_vectors) if out_vectors else np.zeros((0, packets.VECTOR_LEN), np.uint8)
     if mask_ports:
         vectors = packets.mask_ports(vectors)
@@ -361,9 +270,10 @@ def examples(selected: Selected):
     source = selected.source
     lab = source.labels
     for index, vector, flow in zip(selected.indices.tolist(), selected.vectors, selected.flows):
-        yield f"{source.name}:{index}", {
+        yield packet_datasets.example_key(source.name, index), {
             "packet": vector, "app": lab.app, "traffic": lab.traffic, "aux": lab.aux,
-            "vpn": lab.vpn, "flow_id": f"{source.name}|{flow}", "capture": source.name,
+            "vpn": lab.vpn, "flow_id": packet_datasets.flow_id(source.name, flow), "index": index,
+            "capture": source.name,
         }
 
 
@@ -411,7 +321,7 @@ def plan(sources: list[Source], skipped: dict, settings: Settings, workers: int 
         if not tally.add(scan):
             continue
         key = side_key(sources[scan.position])
-        new = Side(scan.kept, scan.candidates)
+        new = Side(scan.kept, candidates(scan))
         sides[key] = Side.merge([sides[key], new] if key in sides else [new], cap)
     traffic = source_traffic(sources)
     chosen = []
@@ -424,7 +334,20 @@ def plan(sources: list[Source], skipped: dict, settings: Settings, workers: int 
     splits = {name: {} for name, _ in SPLITS}
     for (split, position), indices in split_indices(rows):
         splits[SPLITS[split][0]][sources[position]] = indices
-    return Plan(splits, build_report(settings, sources, skipped, tally, rows, dropped))
+    return Plan(splits, build_report(settings, skipped, tally, rows, dropped))
+
+
+def load_packets(manual_dir, *, config: str = "flow_split",
+                 max_packets_per_app: int = DEFAULT_MAX_PACKETS_PER_APP, seed: int = SEED,
+                 workers: int | None = None) -> dict[str, tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]]:
+    """{split: (packets uint8 [N, 1500], {"app", "traffic", "aux": int64 [N]}, flow_ids object [N])}
+    for "train", "validation" and "test": the examples the TFDS builder writes for the config,
+    without TFDS, in capture order. ValueError for an unknown config, FileNotFoundError when the
+    folder holds no known capture."""
+    chosen = config_settings(config, max_packets_per_app=max_packets_per_app, seed=seed)
+    built = plan(*find_sources(manual_dir), chosen, workers)
+    return {name: packet_datasets.as_arrays(built.read(name, chosen, workers), DATASET.tasks)
+            for name, _ in SPLITS}
 
 
 # ------------------------------------------------------------------------------ the report
@@ -448,17 +371,14 @@ def class_counts(app, traffic, aux, vpn, weights=None) -> dict:
 _LABEL_COLUMNS = ("app", "traffic", "aux", "vpn")
 
 
-def build_report(settings: Settings, sources: list[Source], skipped: dict, tally: Tally,
-                 rows: Rows, dropped: np.ndarray) -> dict:
-    """The build report (logged, and stored in the dataset's metadata): files found, missing and
-    skipped, packets per class before and after balancing, drop counts by reason, duplicates
-    dropped and the leakage figures (mtc_keras.leakage names)."""
-    found_stems = {labels.iscx_stem(s.name) for s in sources}
+def build_report(settings: Settings, skipped: dict, tally: Tally, rows: Rows, dropped: np.ndarray) -> dict:
+    """The build report (packet_datasets.build_report): packets per class (and VPN side) before
+    and after balancing, and the known captures missing (``captures_missing``, by stem)."""
+    sources = tally.sources
     # Labels per capture; packets are counted per capture, never one row per packet.
     by_source = {task: np.array([getattr(s.labels, task) for s in sources], np.int64)
                  for task in _LABEL_COLUMNS}
     used = np.array(tally.used, np.int64)
-    with_files = {task: set(by_source[task][used].tolist()) for task in ("app", "traffic", "aux")}
     kept = class_counts(*(by_source[t][used] for t in _LABEL_COLUMNS),
                         weights=[tally.kept[p] for p in tally.used])
     split_counts, figures = {}, {}
@@ -470,53 +390,22 @@ def build_report(settings: Settings, sources: list[Source], skipped: dict, tally
         train, test = rows.split == 0, rows.split == 2
         figures = leakage.figures_from_keys(rows.flow[train], rows.vector[train],
                                             rows.flow[test], rows.vector[test])
-    return {
-        "config": {"name": settings.name, "split_by_flow": settings.split_by_flow,
-                   "mask_ports": settings.mask_ports, "max_packets_per_app": settings.max_packets_per_app,
-                   "seed": settings.seed, "split_fractions": dict(SPLITS)},
-        "captures_found": sorted(s.shown for s in sources),
-        "captures_missing": sorted(set(labels.ISCX_FILE_LABELS) - found_stems),
-        "captures_unknown": skipped.get("unknown_captures", []),
-        "captures_duplicate": skipped.get("duplicate_captures", []),
-        "captures_unreadable": tally.unreadable,
-        "captures_incomplete": tally.incomplete,
-        "archives_unreadable": skipped.get("unreadable_archives", []),
-        "other_files": skipped.get("other_files", []),
-        "classes_without_files": {task: [n for i, n in enumerate(names) if i not in with_files[task]]
-                                  for task, names in DATASET.tasks.items()},
-        "packet_counts": {k: int(v) for k, v in sorted(tally.totals.items())},
-        "kept_packets": kept,
-        "split_packets": split_counts,
-        "cross_split_duplicates_dropped": {name: int(dropped[i]) for i, (name, _) in enumerate(SPLITS)},
-        "leakage": {k: figures[k] for k in leakage.FIGURES + leakage.COUNTS} if figures else {},
-    }
+    config = {"name": settings.name, "split_by_flow": settings.split_by_flow,
+              "mask_ports": settings.mask_ports, "max_packets_per_app": settings.max_packets_per_app,
+              "seed": settings.seed, "split_fractions": dict(SPLITS)}
+    found_stems = {labels.iscx_stem(s.name) for s in sources}
+    return packet_datasets.build_report(
+        config, tally, skipped, DATASET.tasks, kept_packets=kept, split_packets=split_counts,
+        dropped=dropped, figures=figures,
+        captures_missing=sorted(set(labels.ISCX_FILE_LABELS) - found_stems))
 
 
 def format_report(report: dict) -> str:
     """The build report as text (what the build logs)."""
-    lines = [f"captures used: {len(report['captures_found']) - len(report['captures_unreadable'])} "
-             f"of {len(report['captures_found'])} found; known captures missing: "
-             f"{len(report['captures_missing'])}"]
-    for key, what in (("captures_unknown", "skipped, unknown name"), ("captures_duplicate", "skipped, duplicate"),
-                      ("captures_unreadable", "skipped, not a capture"),
-                      ("archives_unreadable", "skipped, bad zip"),
-                      ("captures_incomplete", "truncated or corrupt, kept what was read")):
-        lines.extend(f"  {what}: {item}" for item in report[key])
-    if report["other_files"]:
-        lines.append(f"  other files ignored: {len(report['other_files'])}")
-    for task, names in report["classes_without_files"].items():
-        if names:
-            lines.append(f"{task} classes with no capture: {', '.join(names)}")
-    lines.append("packets: " + ", ".join(f"{k}={v}" for k, v in report["packet_counts"].items()))
+    table = [f"known captures missing: {len(report['captures_missing'])}"]
     splits = report["split_packets"]
     for task in _LABEL_COLUMNS:
-        lines.append(f"{task:<7} {'kept':>9} " + " ".join(f"{s:>10}" for s in splits))
+        table.append(f"{task:<7} {'kept':>9} " + " ".join(f"{s:>10}" for s in splits))
         for name, count in report["kept_packets"][task].items():
-            lines.append(f"  {name:<20} {count:>9} " + " ".join(f"{splits[s][task][name]:>10}" for s in splits))
-    if any(report["cross_split_duplicates_dropped"].values()):
-        lines.append("vectors dropped as duplicates of an earlier split: "
-                     + ", ".join(f"{k}={v}" for k, v in report["cross_split_duplicates_dropped"].items()))
-    for key in leakage.FIGURES:
-        if key in report["leakage"]:
-            lines.append(f"{key}: {report['leakage'][key]:.4f}")
-    return "\n".join(lines)
+            table.append(f"  {name:<20} {count:>9} " + " ".join(f"{splits[s][task][name]:>10}" for s in splits))
+    return packet_datasets.format_report(report, table)

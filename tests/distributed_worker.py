@@ -16,12 +16,8 @@ import os
 import sys
 import time
 
-# Two stages instead of three: the fused stage (both fusion directions) is all the model has
-# that a test of sharding needs, and each stage costs seconds of XLA compilation.
-SMALL_MTC = dict(
-    seq_len=120, n_tokens=6, d_model=16, num_heads=2, ff_dim=32, encoder_repeats=(1, 1),
-    cnn_stages=(((8, 8, 16),), ((8, 8, 16), (8, 8, 16))),
-)
+from mtc_keras.testing import SMALL_MTC  # imports no JAX: XLA_FLAGS are set before that
+
 EXAMPLES = 256
 
 

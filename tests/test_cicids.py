@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.oracles import MLCVE_HEADER, TRAFFIC_LABELLING_HEADER
+from mtc_keras.testing import MLCVE_HEADER, TRAFFIC_LABELLING_HEADER
 from mtc_keras import cicids
 from mtc_keras.labels import CICIDS_ATTACKS, canonical_cicids_label, cicids_attack
 

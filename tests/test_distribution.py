@@ -153,7 +153,8 @@ def test_mixed_bfloat16_computes_in_bfloat16_with_float32_heads_and_variables():
 
     from mtc_keras import distribution, training
     from mtc_keras.models import build_model
-    from tests.distributed_worker import SMALL_MTC, synthetic
+    from mtc_keras.testing import SMALL_MTC
+    from tests.distributed_worker import synthetic
 
     with pytest.raises(ValueError, match="precision must be one of"):
         distribution.configure_precision("float16")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from mtc_keras import labels, models, registry, splitting
+from mtc_keras import labels, models, registry
 from tests.conftest import REPO_ROOT
 
 
@@ -36,12 +36,58 @@ def test_entry_agrees_with_its_builder(key):
         assert set(ratios) == set(models.default_config(model, key)["num_classes"]), model
 
 
-def test_split_fractions_live_in_one_place():
-    assert sum(fraction for _, fraction in registry.SPLITS) == pytest.approx(1.0)
-    assert splitting.SPLITS is registry.SPLITS
-    assert all(spec.splits is registry.SPLITS for spec in registry.DATASETS.values())
-    assert models.MODEL_NAMES == tuple(registry.MODELS)
-    assert models.DATASETS == tuple(registry.DATASETS)
+def _dummy_data(key: str):
+    return REPO_ROOT / registry.DATASETS[key].builder_folder / "dummy_data"
+
+
+def _build(key: str, config: str) -> dict[str, list]:
+    """A config of a dataset built from its builder's dummy data by the dataset's module, without
+    TFDS: {split: the class cell of every example} (the cells each split is stratified by)."""
+    from mtc_keras import cicids, iscx, ustc
+
+    if key == "iscx":
+        built = iscx.load_packets(_dummy_data(key), config=config)
+        return {s: list(zip(lab["app"].tolist(), lab["traffic"].tolist())) for s, (_, lab, _) in built.items()}
+    if key == "ustc_tfc2016":
+        built = ustc.load_packets(_dummy_data(key), config=config)
+        return {s: lab["app"].tolist() for s, (_, lab, _) in built.items()}
+    if key == "cicids2017":
+        splits, _ = cicids.prepare_rows(cicids.find_sources(_dummy_data(key))[0], config)
+        return {s: rows.attack.tolist() for s, rows in splits.items()}
+    raise AssertionError(f"{key}: add how its module builds a config here")
+
+
+@pytest.mark.parametrize("key", sorted(registry.DATASETS))
+def test_a_paper_build_splits_every_class_by_the_registry_fractions(key):
+    """Each class (cell) of the paper config is split in the registry's fractions, within
+    rounding: at most one example off per split."""
+    built = _build(key, "paper")
+    fractions = dict(registry.DATASETS[key].splits)
+    assert list(built) == list(fractions) and sum(fractions.values()) == pytest.approx(1.0)
+    cells = {cell for rows in built.values() for cell in rows}
+    assert cells
+    for cell in cells:
+        sizes = {split: rows.count(cell) for split, rows in built.items()}
+        n = sum(sizes.values())
+        for split, size in sizes.items():
+            assert abs(size - fractions[split] * n) <= 1, (key, cell, sizes)
+
+
+@pytest.mark.parametrize("key", sorted(registry.DATASETS))
+def test_each_dataset_module_builds_the_registry_configs_and_refuses_others(key):
+    spec = registry.DATASETS[key]
+    for config in spec.configs:
+        assert sum(len(rows) for rows in _build(key, config).values()) > 0, config
+    other = next(c for d in registry.DATASETS.values() for c in d.configs if c not in spec.configs)
+    with pytest.raises(ValueError, match=f"unknown .*config '{other}'"):
+        _build(key, other)
+
+
+def test_unknown_models_and_datasets_are_refused_by_name():
+    with pytest.raises(ValueError, match="model name must be one of .* got 'resnet'"):
+        models.build_model("resnet", "iscx")
+    with pytest.raises(ValueError, match="dataset must be one of .* got 'mnist'"):
+        models.build_model("mtc", "mnist")
 
 
 def test_unknown_names_and_unbuilt_configs_are_clear_errors(tmp_path):
@@ -78,11 +124,3 @@ def test_a_built_dataset_loads_without_importing_its_builder(tmp_path):
     n = built.info.splits["test"].num_examples
     assert result.stdout.split() == [str(n), str(n)]
     assert tfds.builder("cicids2017/paper", data_dir=data_dir).is_prepared()
-
-
-def test_the_dataset_modules_know_the_registrys_configs():
-    from mtc_keras import cicids, iscx, ustc
-
-    assert tuple(cicids.CONFIGS) == registry.DATASETS["cicids2017"].configs
-    assert tuple(ustc.CONFIGS) == registry.DATASETS["ustc_tfc2016"].configs
-    assert iscx.DATASET is registry.DATASETS["iscx"]

@@ -18,7 +18,7 @@ import sys
 import pytest
 import tensorflow_datasets as tfds
 
-from mtc_keras import demo_data
+from mtc_keras import synthetic
 from tfds_builders.iscx_vpn_nonvpn import iscx_vpn_nonvpn_dataset_builder as iscx
 
 beam = pytest.importorskip("apache_beam")  # the optional `beam` extra
@@ -44,7 +44,7 @@ class RecordingDirectRunner(beam.runners.DirectRunner):
 @pytest.fixture(scope="module")
 def manual_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("demo_captures")
-    demo_data.write_demo_captures(folder, packets_per_file=16)
+    synthetic.write_demo_captures(folder, packets_per_file=16)
     return folder
 
 

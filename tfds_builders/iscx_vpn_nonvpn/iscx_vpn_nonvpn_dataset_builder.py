@@ -33,12 +33,13 @@ from etils import epath
 
 from mtc_keras import iscx, labels
 from mtc_keras.iscx import SPLITS, find_captures, format_report  # noqa: F401  (the package's API)
-from tfds_builders.features import packet_feature
+from tfds_builders.features import index_feature, packet_feature
 
 
 @dataclasses.dataclass
 class IscxConfig(tfds.core.BuilderConfig):
-    """What is written: how packets are split, whether ports are masked, the per-app cap."""
+    """What is written: how packets are split, whether ports are masked, the per-app cap (the
+    named configs: mtc_keras.iscx.CONFIGS)."""
 
     split_by_flow: bool = False  # whole flows per split, and no packet vector in two splits
     mask_ports: bool = False  # zero the TCP/UDP ports (packets.mask_ports) in every vector
@@ -61,7 +62,7 @@ _BEAM_SUMMARY = "beam_build_summary.pkl"  # pass-1 counts and chosen rows, for t
 def _beam_side(scan: iscx.Scan, sources: list):
     """((app, vpn), Side) of a readable capture."""
     if scan.error is None:
-        yield iscx.side_key(sources[scan.position]), iscx.Side(scan.kept, scan.candidates)
+        yield iscx.side_key(sources[scan.position]), iscx.Side(scan.kept, iscx.candidates(scan))
 
 
 def _beam_choose(app_sides, settings: iscx.Settings, traffic: np.ndarray):
@@ -114,16 +115,16 @@ def _beam_plan(pipeline, sources: list, settings: iscx.Settings, summary_path: s
 class Builder(tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for ISCX VPN-nonVPN 2016 (manual download)."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release: paper, flow_split and flow_split_masked configs."}
-    BUILDER_CONFIGS = [
-        IscxConfig(name="paper", description="The paper's split: per packet, random 64/16/20 "
-                   "(packets of one flow land in several splits)."),
-        IscxConfig(name="flow_split", split_by_flow=True, description="Whole flows per split, "
-                   "64/16/20 of packets; no packet vector in two splits."),
-        IscxConfig(name="flow_split_masked", split_by_flow=True, mask_ports=True,
-                   description="flow_split with the TCP/UDP ports zeroed in every vector."),
-    ]
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.0.0": "Initial release: paper, flow_split and flow_split_masked configs.",
+                     "1.1.0": "The index feature (capture order, for per-flow figures); one "
+                              "build report layout for the packet datasets."}
+    BUILDER_CONFIGS = [IscxConfig(name=name, description=description, **iscx.CONFIGS[name]) for name, description in (
+        ("paper", "The paper's split: per packet, random 64/16/20 "
+                  "(packets of one flow land in several splits)."),
+        ("flow_split", "Whole flows per split, 64/16/20 of packets; no packet vector in two splits."),
+        ("flow_split_masked", "flow_split with the TCP/UDP ports zeroed in every vector."),
+    )]
     MANUAL_DOWNLOAD_INSTRUCTIONS = """\
     Download ISCX VPN-nonVPN 2016 from https://www.unb.ca/cic/datasets/vpn.html (the form
     there leads to the files): the five archives NonVPN-PCAPs-01.zip, NonVPN-PCAPs-02.zip,
@@ -148,6 +149,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 "vpn": tfds.features.Scalar(np.bool_, doc="captured through the VPN"),
                 "flow_id": tfds.features.Text(doc="'<capture file name>|<proto> <addr:port> <addr:port>', "
                                                   "endpoints sorted, taken before masking"),
+                "index": index_feature(),
                 "capture": tfds.features.Text(doc="capture file name, no directory"),
             }),
             supervised_keys=None,
@@ -159,10 +161,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         config: IscxConfig = self.builder_config
-        sources, skipped = find_captures(dl_manager.manual_dir)
-        if not sources:
-            raise FileNotFoundError(f"no known ISCX capture in {dl_manager.manual_dir}.\n"
-                                    + self.MANUAL_DOWNLOAD_INSTRUCTIONS)
+        try:
+            sources, skipped = iscx.find_sources(dl_manager.manual_dir)
+        except FileNotFoundError as error:
+            raise FileNotFoundError(f"{error}\n{self.MANUAL_DOWNLOAD_INSTRUCTIONS}") from error
         if self._beam_build is not None:
             return self._beam_split_generators(sources, skipped)
         settings = config.settings()
@@ -219,8 +221,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             tally.add(scan)
         rows = iscx.Rows.concat([rows for rows, _ in summary["rows"]])
         dropped = sum((d for _, d in summary["rows"]), np.zeros(len(SPLITS), np.int64))
-        report = iscx.build_report(self.builder_config.settings(), state["sources"], state["skipped"],
-                                   tally, rows, dropped)
+        report = iscx.build_report(self.builder_config.settings(), state["skipped"], tally, rows, dropped)
         self.info.metadata["build_report"] = report
         logging.info("ISCX VPN-nonVPN build report (%s, Apache Beam):\n%s",
                      self.builder_config.name, format_report(report))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from mtc_keras import demo_data, labels, packets
+from mtc_keras import labels, packet_datasets, packets, synthetic
 from mtc_keras import iscx as iscx_logic
 from tfds_builders.iscx_vpn_nonvpn import iscx_vpn_nonvpn_dataset_builder as iscx
 from tfds_builders.iscx_vpn_nonvpn import make_dummy_data
@@ -26,13 +26,13 @@ class PaperConfigTest(tfds.testing.DatasetBuilderTestCase):
 
     DATASET_CLASS = iscx.Builder
     BUILDER_CONFIG_NAMES_TO_TEST = ["paper"]
-    SPLITS = {"train": 163, "validation": 41, "test": 50}
+    SPLITS = {"train": 87, "validation": 23, "test": 26}
 
 
 class FlowSplitConfigsTest(tfds.testing.DatasetBuilderTestCase):
     DATASET_CLASS = iscx.Builder
     BUILDER_CONFIG_NAMES_TO_TEST = ["flow_split", "flow_split_masked"]
-    SPLITS = {"train": 158, "validation": 40, "test": 54}
+    SPLITS = {"train": 86, "validation": 4, "test": 44}
 
 
 # ------------------------------------------------------------------ helpers
@@ -96,7 +96,7 @@ def test_committed_dummy_data_is_what_make_dummy_data_writes(tmp_path):
 
 
 def test_find_captures_any_depth_zips_duplicates_and_junk(tmp_path):
-    demo_data.write_demo_captures(tmp_path, 16, captures=["AIMchat1.pcapng", "vpn_netflix_A.pcap"])
+    synthetic.write_demo_captures(tmp_path, 16, captures=["AIMchat1.pcapng", "vpn_netflix_A.pcap"])
     deep = tmp_path / "a" / "b" / "c"
     deep.mkdir(parents=True)
     with zipfile.ZipFile(deep / "NonVPN-PCAPs-01.zip", "w") as archive:
@@ -139,7 +139,7 @@ def test_paper_holds_exactly_the_kept_packets_with_labels_from_file_names(built,
             assert (ex["app"], ex["traffic"], ex["aux"], ex["vpn"]) == (lab.app, lab.traffic, lab.aux, lab.vpn)
             got[capture, ex["flow_id"].decode(), ex["packet"].tobytes()] += 1
     expected = collections.Counter(
-        (name, f"{name}|{flow}", vector.tobytes())
+        (name, packet_datasets.flow_id(name, flow), vector.tobytes())
         for name, batch in dummy_kept.items() for vector, flow in zip(batch.packets, batch.flow_ids))
     assert got == expected  # the cap (50,000) takes everything here
     tor = [ex for split in examples.values() for ex in split if ex["capture"] == b"torFacebook.pcap"]
@@ -190,7 +190,9 @@ def test_build_report_in_metadata(built, dummy_kept):
     assert report["other_files"] == [make_dummy_data.OTHER_FILE]
     assert "NonVPN-PCAPs-03.zip/NonVPN-PCAPs-03/torrent01.pcap" in report["captures_found"]
     assert "email1a" in report["captures_missing"] and "aimchat1" not in report["captures_missing"]
-    assert "Email" in report["classes_without_files"]["app"] and "Tor" not in report["classes_without_files"]["app"]
+    assert "Tor" not in report["classes_without_captures"]["app"]
+    # Email's one capture is the file that is not a capture: found, but no packet kept.
+    assert "Email" in report["classes_without_packets"]["app"] and "Email" not in report["classes_without_captures"]["app"]
     counts = report["packet_counts"]
     assert counts["read"] == counts["kept"] + sum(counts[f"dropped_{r}"] for r in packets.DROP_REASONS)
     assert counts["kept"] == sum(len(b) for b in dummy_kept.values())
@@ -236,7 +238,7 @@ def test_cap_balances_vpn_and_non_vpn_and_workers_do_not_change_the_result(tmp_p
 @pytest.mark.slow
 def test_tfds_build_command_then_tfds_load(tmp_path):
     manual, data = tmp_path / "manual", tmp_path / "data"
-    demo_data.write_demo_captures(manual, 16, zip_archives=("VPN-PCAPs-02",))
+    synthetic.write_demo_captures(manual, 16, zip_archives=("VPN-PCAPs-02",))
     tfds_cli = shutil.which("tfds", path=str(pathlib.Path(sys.executable).parent))
     command = [tfds_cli] if tfds_cli else [sys.executable, "-m", "tensorflow_datasets.scripts.cli.main"]
     run = subprocess.run(
@@ -245,7 +247,7 @@ def test_tfds_build_command_then_tfds_load(tmp_path):
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     log = run.stdout + run.stderr  # the build report is logged (absl: stdout under the tfds CLI)
-    assert f"captures used: {len(demo_data.DEMO_CAPTURES)} of {len(demo_data.DEMO_CAPTURES)} found" in log
+    assert f"captures used: {len(synthetic.DEMO_CAPTURES)} of {len(synthetic.DEMO_CAPTURES)} found" in log
 
     import tfds_builders.iscx_vpn_nonvpn  # noqa: F401  (registers the builder for tfds.load)
 

@@ -20,6 +20,8 @@ import pathlib
 import random
 import shutil
 
+from mtc_keras.capture_writer import write_capture
+
 DUMMY_DATA = pathlib.Path(__file__).resolve().parent / "dummy_data"
 SEED = 2016
 START = 1_460_000_000  # capture timestamps, seconds
@@ -94,17 +96,17 @@ def _facetime(rng, packets):
 
 
 def _write(path: pathlib.Path, frames, start: int, pcapng: bool = False) -> pathlib.Path:
+    """Ethernet frames 10 ms apart from `start`, as scapy's writers wrote the committed files:
+    pcap with snaplen 65535 and the fraction rounded to the microsecond, pcapng with
+    ``int(t * 10**6)`` microseconds (scapy truncates there), so the bytes stay the same."""
     from scapy.layers.l2 import Ether
-    from scapy.utils import PcapNgWriter, PcapWriter
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writer = (PcapNgWriter if pcapng else PcapWriter)(str(path))
-    for i, frame in enumerate(frames):
-        packet = Ether(src="00:11:22:33:44:55", dst="66:77:88:99:aa:bb") / frame
-        packet.time = start + i * 0.01
-        writer.write(packet)
-    writer.close()
-    return path
+    records = [(start + i * 0.01, bytes(Ether(src="00:11:22:33:44:55", dst="66:77:88:99:aa:bb") / frame))
+               for i, frame in enumerate(frames)]
+    if pcapng:
+        return write_capture(path, [(int(t * 1_000_000), fr) for t, fr in records], pcapng=True,
+                             ticks_per_second=1_000_000)
+    return write_capture(path, records, pcapng=False, snaplen=65535)
 
 
 def write_dummy_data(directory=DUMMY_DATA) -> list[pathlib.Path]:

@@ -4,9 +4,9 @@ Build:  tfds build tfds_builders/ustc_tfc2016 --manual_dir=DIR --data_dir=OUT [-
 Load:   mtc_keras.registry.load("ustc_tfc2016", "flow_split", OUT)  (or tfds.load("ustc_tfc2016/flow_split",
         data_dir=OUT): a built dataset is read from its files, no import of this package needed)
 
-TFDS glue only: finding, reading (.7z included), sampling, splitting and the build report are
-mtc_keras.ustc (see its docstring). The build report is logged and stored in the dataset's
-metadata: `builder.info.metadata["build_report"]`.
+TFDS glue only: finding, reading (.7z included), sampling, splitting, the examples and the build
+report are mtc_keras.ustc (see its docstring) and mtc_keras.packet_datasets. The build report is
+logged and stored in the dataset's metadata: `builder.info.metadata["build_report"]`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import tensorflow_datasets as tfds
 from absl import logging
 
 from mtc_keras import labels, ustc
-from tfds_builders.features import packet_feature
+from tfds_builders.features import index_feature, packet_feature
 
 
 @dataclasses.dataclass
@@ -32,8 +32,10 @@ class UstcConfig(tfds.core.BuilderConfig):
 class Builder(tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for USTC-TFC2016 (manual download: Benign/ and Malware/ captures or .7z)."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.0.0": "Initial release.",
+                     "1.1.0": "The index feature (capture order, for per-flow figures); one "
+                              "build report layout for the packet datasets."}
     BUILDER_CONFIGS = [
         UstcConfig(name="paper",
                    description="Per-packet random split 64/16/20 per class (the protocol of most "
@@ -64,6 +66,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 "flow_id": tfds.features.Text(doc="'<capture>|<conversation>': the address flow, or where "
                                                   "the class is anonymised its port pair (and capture "
                                                   "window); build_report['flow_keys'] says which"),
+                "index": index_feature(),
                 "capture": tfds.features.Text(doc="capture file name, or '<archive>/<member>'; no directory"),
             }),
             supervised_keys=None,
@@ -84,7 +87,4 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         return {name: self._generate_examples(split) for name, split in built.splits.items()}
 
     def _generate_examples(self, split: ustc.Split):
-        for i in range(len(split)):
-            yield split.key(i), {"packet": split.packets[i], "app": int(split.app[i]),
-                                 "malware": int(split.malware[i]), "flow_id": split.flow_ids[i],
-                                 "capture": split.captures[i]}
+        yield from ustc.examples(split)

@@ -177,11 +177,11 @@ def test_report_counts_add_up(built, name):
         assert report["kept_packets"]["app"][cls] >= in_splits
     assert sum(report["kept_packets"]["app"].values()) == (
         sum(len(examples[s]) for s in SPLIT_NAMES) + sum(report["cross_split_duplicates_dropped"].values()))
-    assert report["files_unknown"] == [make_dummy_data.UNKNOWN_CAPTURE]
-    assert [f.split(":")[0] for f in report["files_unreadable"]] == [make_dummy_data.NOT_A_CAPTURE]
+    assert report["captures_unknown"] == [make_dummy_data.UNKNOWN_CAPTURE]
+    assert [f.split(":")[0] for f in report["captures_unreadable"]] == [make_dummy_data.NOT_A_CAPTURE]
     assert sorted(report["other_files"]) == ["Benign/SMB.7z/notes.txt", make_dummy_data.OTHER_FILE]
-    assert set(report["classes_missing"]) == set(labels.USTC_APPS) - DUMMY_CLASSES - {"Tinba"}
-    assert report["classes_without_packets"] == ["Tinba"]
+    assert set(report["classes_without_captures"]["app"]) == set(labels.USTC_APPS) - DUMMY_CLASSES - {"Tinba"}
+    assert report["classes_without_packets"]["app"] == ["Tinba"]
     assert builder.info.metadata["class_names"] == {t: list(n) for t, n in labels.TASKS["ustc_tfc2016"].items()}
 
 
@@ -245,8 +245,8 @@ def shared_ustc():
 def test_build_from_the_shared_real_captures(shared_ustc, config):
     built = ustc.build(shared_ustc, config)
     report = built.report
-    assert report["classes_missing"] == [] and report["files_unreadable"] == []
-    assert len(report["files_used"]) == 20
+    assert report["classes_without_captures"]["app"] == [] and report["captures_unreadable"] == []
+    assert len(report["captures_used"]) == 20
     assert set(report["packet_counts_per_class"]) == set(labels.USTC_APPS)
     for name in labels.USTC_APPS:
         per_class = report["packet_counts_per_class"][name]
@@ -270,7 +270,7 @@ def test_tfds_build_command_on_the_shared_real_captures(shared_ustc, tmp_path):
                    f"--manual_dir={shared_ustc}", f"--data_dir={tmp_path}"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "files used: 20 of 20 found" in run.stdout + run.stderr
+    assert "captures used: 20 of 20 found" in run.stdout + run.stderr
 
     import tfds_builders.ustc_tfc2016  # noqa: F401  (registers the builder for tfds.load)
 
