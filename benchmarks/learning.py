@@ -5,21 +5,36 @@
     python -m benchmarks.learning --models mtc --steps 150 --optimizer adamw   # one A/B arm
     bash benchmarks/gpu_learning.sh      # on a lent GPU machine: 30 epochs, three seeds
 
-Data: the real USTC-TFC2016 captures in ``../shared/data/ustc-tfc2016`` (``--manual_dir``),
+Data: the real USTC-TFC2016 captures in ``../shared/data/ustc-tfc2016`` (``--manual_dir``; or,
+with ``--dataset iscx``, an ISCX-shaped manual folder such as the demo's captures),
 through the project's own preprocessing and its leak-free ``flow_split`` (no flow and no vector
 in two splits; ``mtc_keras.ustc``; ``--config paper`` for the per-packet split). Without that folder the benchmark says so and exits 1.
 
 On the same split and the same budget it trains full-size MTC (encoder repeats 1,5,6) with the
-default recipe, the multi-task Transformer and 1D-CNN baselines, and fits the two shortcut
-probes (header-only gradient-boosted trees, logistic regression on 64 bytes). The budget is
-``--epochs`` (every model the same epochs), or ``--steps``, or ``--minutes`` of MTC training
-(the default): MTC trains that long, and the baselines then train MTC's number of steps, so all
-models see the same examples. Each model is evaluated on the validation split ``--evals`` times
-along the way (its learning curve) and once on the test split at the end.
+default recipe (``mtc_keras.training``'s defaults), the multi-task Transformer and 1D-CNN
+baselines, and fits the shortcut probes of ``experiments.probe`` (gradient-boosted trees on
+every header field, the same on ports and length only, logistic regression on 64 bytes), each
+with its divergence guard. The budget is ``--epochs`` (every model the same epochs), or
+``--steps``, or ``--minutes`` of MTC training (the default): MTC's rate is timed on a few steps,
+which fixes its steps, and the baselines train MTC's number of steps, so all models see the
+same examples. Each model is evaluated on the validation split ``--evals`` times along the way
+(its learning curve) and once on the test split at the end: per packet, per flow (each test
+flow judged from its first 5 packets and from all of them, by ``mtc_keras.flows``, the rule
+``mtc-classify`` uses) and, with ``--perturb``, with one header field at a time redrawn from
+the training split (``mtc_keras.perturb``: shortcut reliance).
 
-Prints a table of macro-F1 per task, samples/s and seconds per model, and as its last line
-``mtc_over_best_probe=<MTC's test app macro-F1 minus the best probe's>``. ``--json`` writes
-everything, curves and per-class test F1 included.
+It trains with its own loop of ``train_on_batch`` calls rather than the experiments' steps
+(``experiments.common``: a TFDS build, tf.data and ``model.fit`` with ReduceLROnPlateau and
+EarlyStopping): it needs a budget of exact steps shared by all models, validation points at
+chosen steps and a cosine decay over exactly those steps, from the packets in memory (no TFDS
+build, so it runs where TensorFlow is not installed, as on the lent GPU machines). The model,
+the optimizer, the loss and the padded predict are the package's (``models.build_model``,
+``training.compile_model``, ``models.predict_arrays``).
+
+Prints a table of per-packet and per-flow macro-F1, samples/s and seconds per model, the
+per-flow figures of MTC and the strongest probe, and as its last line
+``mtc_over_best_probe=<MTC's test app macro-F1 minus the strongest probe's>``. ``--json``
+writes everything, curves, per-class test F1 and the probes' training fit included.
 """
 
 from __future__ import annotations
@@ -40,12 +55,19 @@ DEFAULT_MANUAL_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared
 def _parser() -> argparse.ArgumentParser:
     # argparse, like every benchmark: a benchmark is a script with a few numeric knobs, run
     # from the shell or CI, never composed with the package's absl apps.
+    import mtc_keras  # noqa: F401  (sets KERAS_BACKEND=jax before Keras loads)
+    from experiments.probe import DEFAULT_PROBES
+    from mtc_keras import training
+
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--dataset", default=DATASET, choices=("ustc_tfc2016", "iscx"),
+                   help="ustc_tfc2016 (the real captures, the default) or iscx (e.g. the demo's "
+                        "captures: --manual_dir runs/demo_data/captures)")
     p.add_argument("--manual_dir", default=DEFAULT_MANUAL_DIR)
     p.add_argument("--config", default="flow_split", choices=("flow_split", "paper"),
                    help="the split: flow_split (leak-free, the default) or the per-packet paper")
     p.add_argument("--models", default="mtc,transformer,cnn")
-    p.add_argument("--probes", default="header_gbt,logreg_bytes")
+    p.add_argument("--probes", default=",".join(DEFAULT_PROBES))
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--minutes", type=float, default=None,
                         help="MTC's training time (default 6: about 10 minutes in all on 2 cores)")
@@ -54,17 +76,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--eval_batch_size", type=int, default=256)
     p.add_argument("--evals", type=int, default=4, help="validation points on each curve")
+    p.add_argument("--test_curve", action="store_true",
+                   help="also the test figures at every validation point (reported, never used "
+                        "to choose anything)")
     p.add_argument("--max_per_class", type=int, default=None,
-                   help="cap on packets per class (default: the builder config's)")
+                   help="cap on packets per class (ISCX: per app; default: the builder config's)")
     p.add_argument("--seed", type=int, default=0)
-    # The recipe (defaults: mtc_keras.training's, but for the learning rate); for A/B arms.
-    p.add_argument("--optimizer", default=None)
-    # 2e-3, not the paper's 1e-3 (which the paper flagfiles keep): at the default budget it
-    # raised test app macro-F1 on all three seeds for all three models (README, "Does it learn?").
-    p.add_argument("--learning_rate", type=float, default=2e-3)
-    p.add_argument("--weight_decay", type=float, default=1e-4)
-    p.add_argument("--warmup_steps", type=int, default=None)
-    p.add_argument("--schedule", default="constant", choices=("constant", "cosine"),
+    # The recipe (defaults: mtc_keras.training's, the one place they live); for A/B arms.
+    p.add_argument("--optimizer", default=training.DEFAULT_OPTIMIZER, choices=training.OPTIMIZERS)
+    p.add_argument("--learning_rate", type=float, default=training.DEFAULT_LEARNING_RATE)
+    p.add_argument("--weight_decay", type=float, default=training.DEFAULT_WEIGHT_DECAY)
+    p.add_argument("--warmup_steps", type=int, default=training.DEFAULT_WARMUP_STEPS)
+    p.add_argument("--schedule", default=training.DEFAULT_SCHEDULE, choices=training.SCHEDULES,
                    help="after the warmup: a constant rate, or a cosine decay to 0 over the "
                         "model's training steps")
     p.add_argument("--probability_heads", action="store_true",
@@ -73,17 +96,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--overrides", default="{}",
                    help="JSON build_model overrides for every model, e.g. "
                         "'{\"head_readout\": \"pool\"}'")
+    p.add_argument("--perturb", action="store_true",
+                   help="also each model's and probe's test figures with one header field at a "
+                        "time redrawn from the training split (mtc_keras.perturb)")
     p.add_argument("--json", default=None, help="write all results here")
     return p
 
 
-def load_data(manual_dir: str, max_per_class: int | None, config: str = "flow_split") -> dict:
+def load_data(manual_dir: str, max_per_class: int | None, config: str = "flow_split",
+              dataset: str = DATASET) -> dict:
     """{split: {"packets", "labels", "flow_ids"}}: exactly what the TFDS builder writes for
-    ``config`` (mtc_keras.ustc.load_packets), without a TFDS build."""
-    from mtc_keras import ustc
+    ``config`` (the dataset module's ``load_packets``), in capture order, without a TFDS build.
+    ``max_per_class``: USTC-TFC2016's per-class cap, ISCX's per-app cap."""
+    from mtc_keras import iscx, ustc
 
-    kwargs = {} if max_per_class is None else {"max_per_class": max_per_class}
-    splits = ustc.load_packets(manual_dir, config=config, **kwargs)
+    module, cap = {"ustc_tfc2016": (ustc, "max_per_class"),
+                   "iscx": (iscx, "max_packets_per_app")}[dataset]
+    kwargs = {} if max_per_class is None else {cap: max_per_class}
+    splits = module.load_packets(manual_dir, config=config, **kwargs)
     return {name: {"packets": packets, "labels": labels, "flow_ids": flow_ids}
             for name, (packets, labels, flow_ids) in splits.items()}
 
@@ -96,65 +126,99 @@ def _batches(n: int, batch_size: int, rng: np.random.Generator):
             yield order[start:start + batch_size]
 
 
-def predict(model, packets: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
-    """{task: predicted class [n]} in padded batches of one shape (one XLA compile)."""
-    outputs: dict[str, list] = {}
-    for start in range(0, len(packets), batch_size):
-        chunk = packets[start:start + batch_size]
-        real = len(chunk)
-        if real < batch_size:
-            chunk = np.concatenate([chunk, np.zeros((batch_size - real, chunk.shape[1]),
-                                                    chunk.dtype)])
-        for task, value in model.predict_on_batch(chunk).items():
-            outputs.setdefault(task, []).append(np.argmax(np.asarray(value)[:real], axis=-1))
-    return {task: np.concatenate(parts) for task, parts in outputs.items()}
+def macro_f1(metrics: dict) -> dict:
+    return {task: None if m["macro_f1"] is None else round(float(m["macro_f1"]), 4)
+            for task, m in metrics.items()}
 
 
-def f1_scores(split: dict, predictions: dict) -> tuple[dict, dict]:
-    """({task: macro-F1}, {task: {class: F1}} for the classes present in the split)."""
-    from mtc_keras.evaluation import evaluate_predictions
-
-    labels = {task: split["labels"][task] for task in predictions}
-    metrics = evaluate_predictions(labels, predictions, DATASET)
-    macro = {task: round(float(metrics[task]["macro_f1"]), 4) for task in predictions}
-    per_class = {task: {name: round(c["f1"], 4) for name, c in metrics[task]["per_class"].items()
-                        if c["support"]} for task in predictions}
-    return macro, per_class
+def flow_f1(metrics: dict) -> dict:
+    """{task: {"first_5": macro-F1, "all": macro-F1}} of ``evaluation.evaluate``'s metrics."""
+    return {task: {name: None if figures is None else round(float(figures["macro_f1"]), 4)
+                   for name, figures in (m.get("per_flow") or {}).items()}
+            for task, m in metrics.items()}
 
 
-def train_model(name: str, data: dict, args, steps: int | None, minutes: float | None) -> dict:
-    """Train one model for `steps` (or `minutes`), with a validation curve; test at the end."""
+def test_figures(predict, split: dict, pools: dict | None, seed: int, dataset: str) -> dict:
+    """Per-packet, per-class, per-flow and (with ``pools``) shortcut-reliance figures of the
+    probabilities ``predict(packets)`` gives on the test split."""
+    from mtc_keras import evaluation, perturb
+
+    probabilities = predict(split["packets"])
+    labels = {task: split["labels"][task] for task in probabilities}
+    # Rows are in capture order (ustc.load_packets): a flow's first rows are its first packets.
+    metrics = evaluation.evaluate(labels, probabilities, dataset, flow_ids=split["flow_ids"],
+                                  order=np.arange(len(split["packets"])))
+    out = {"test_macro_f1": macro_f1(metrics), "test_per_flow_f1": flow_f1(metrics),
+           "test_per_class_f1": {task: {name: round(c["f1"], 4)
+                                        for name, c in m["per_class"].items() if c["support"]}
+                                 for task, m in metrics.items()}}
+    if pools is not None:
+        perturbed = {name: evaluation.evaluate_predictions(labels, predict(packets), dataset)
+                     for name, packets in perturb.perturbed_sets(split["packets"], pools, seed=seed)}
+        out["shortcut_reliance"] = perturb.reliance(metrics, perturbed)
+    return out
+
+
+def split_f1(model, split: dict, batch_size: int, dataset: str) -> dict:
+    from mtc_keras import evaluation
+    from mtc_keras.models import predict_arrays
+
+    probabilities = predict_arrays(model, split["packets"], batch_size)
+    return macro_f1(evaluation.evaluate_predictions(
+        {task: split["labels"][task] for task in probabilities}, probabilities, dataset))
+
+
+def build(name: str, args, steps: int):
+    """(the model to read predictions from, the model to train) for ``steps`` of training."""
     import keras
 
     from mtc_keras import models, training
 
     keras.utils.set_random_seed(args.seed)
     overrides = json.loads(args.overrides)
-    config = models.default_config(name, DATASET)
-    model = models.build_model(name, DATASET, **{k: v for k, v in overrides.items()
-                                                 if k in config})
-    recipe = {"learning_rate": args.learning_rate, "weight_decay": args.weight_decay}
-    if args.optimizer:
-        recipe["optimizer"] = args.optimizer
-    if args.warmup_steps is not None:
-        recipe["warmup_steps"] = args.warmup_steps
-    if args.schedule == "cosine" and steps is not None:
-        recipe["decay_steps"] = steps
-    trained = model
-    if args.probability_heads:  # the pre-logits recipe, for the A/B table
-        from mtc_keras.layers import MaskedSparseCategoricalCrossentropy
+    config = models.default_config(name, args.dataset)
+    model = models.build_model(name, args.dataset, **{k: v for k, v in overrides.items()
+                                                      if k in config})
+    recipe = {"optimizer": args.optimizer, "learning_rate": args.learning_rate,
+              "weight_decay": args.weight_decay, "warmup_steps": args.warmup_steps,
+              "decay_steps": steps if args.schedule == "cosine" else 0}
+    if not args.probability_heads:
+        return model, training.compile_model(model, **recipe)
+    # The pre-logits recipe, for the A/B table: softmax inside, cross-entropy on probabilities.
+    from mtc_keras.layers import MaskedSparseCategoricalCrossentropy
 
-        options = dict(recipe)
-        optimizer = options.pop("optimizer", training.DEFAULT_OPTIMIZER)
-        trained = models.probability_model(model)
-        trained.compile(
-            optimizer=training.make_optimizer(optimizer, **options),
-            loss={t: MaskedSparseCategoricalCrossentropy(from_logits=False)
-                  for t in model.output_names},
-            loss_weights=model.loss_weights, jit_compile=True)
-    else:
-        training.compile_model(model, **recipe)
+    optimizer = recipe.pop("optimizer")
+    trained = models.probability_model(model)
+    trained.compile(optimizer=training.make_optimizer(optimizer, **recipe),
+                    loss={t: MaskedSparseCategoricalCrossentropy(from_logits=False)
+                          for t in model.output_names},
+                    loss_weights=model.loss_weights, jit_compile=True)
+    return model, trained
 
+
+def steps_for_minutes(name: str, data: dict, args, minutes: float) -> int:
+    """The steps ``name`` trains in ``minutes`` here: compile, then time 3 steps."""
+    _, trained = build(name, args, 0)
+    train = data["train"]
+    batches = _batches(len(train["packets"]), args.batch_size, np.random.default_rng(args.seed))
+
+    def step():
+        index = next(batches)
+        trained.train_on_batch(train["packets"][index],
+                               {t: train["labels"][t][index] for t in trained.output_names})
+
+    step()  # compiles
+    start = time.perf_counter()
+    for _ in range(3):
+        step()
+    return max(2, int(minutes * 60 / ((time.perf_counter() - start) / 3)))
+
+
+def train_model(name: str, data: dict, args, steps: int, pools: dict | None) -> dict:
+    """Train one model for ``steps``, with a validation curve; test at the end."""
+    from mtc_keras.models import predict_arrays
+
+    model, trained = build(name, args, steps)
     train, validation, test = data["train"], data["validation"], data["test"]
     n_train = len(train["packets"])
     batches = _batches(n_train, args.batch_size, np.random.default_rng(args.seed))
@@ -167,29 +231,23 @@ def train_model(name: str, data: dict, args, steps: int | None, minutes: float |
     trained.train_on_batch(*batch(next(batches)))  # compiles
     compile_seconds = time.perf_counter() - first
     step, train_seconds, curve, losses = 1, 0.0, [], []
-    if steps is None:  # time budget: measure the rate on a few steps, then fix the steps
-        probe_start = time.perf_counter()
-        for _ in range(3):
-            trained.train_on_batch(*batch(next(batches)))
-        step += 3
-        per_step = (time.perf_counter() - probe_start) / 3
-        train_seconds += time.perf_counter() - probe_start
-        steps = max(step + 1, int(minutes * 60 / per_step))
-        if args.schedule == "cosine":  # the decay needs the steps before compiling: again
-            return train_model(name, data, args, steps, None)
     marks = sorted({max(1, round(steps * (i + 1) / args.evals)) for i in range(args.evals)})
     eval_seconds = 0.0
     while step <= steps:
         if step in marks:
             start = time.perf_counter()
-            point, _ = f1_scores(validation, predict(model, validation["packets"],
-                                                     args.eval_batch_size))
-            eval_seconds += time.perf_counter() - start
+            point = split_f1(model, validation, args.eval_batch_size, args.dataset)
             curve.append({"step": step, "epochs": round(step * args.batch_size / n_train, 3),
                           "train_loss": round(float(np.mean(losses[-20:])), 4) if losses else None,
                           "validation_macro_f1": point})
+            if args.test_curve:  # reported only: nothing is chosen on it
+                curve[-1]["test_macro_f1"] = split_f1(model, test, args.eval_batch_size,
+                                                      args.dataset)
+            eval_seconds += time.perf_counter() - start
             print(f"  {name} step {step}/{steps} ({curve[-1]['epochs']:.2f} epochs) "
-                  f"loss {curve[-1]['train_loss']} validation macro-F1 {point}", flush=True)
+                  f"loss {curve[-1]['train_loss']} validation macro-F1 {point}"
+                  + (f" test macro-F1 {curve[-1]['test_macro_f1']}" if args.test_curve else ""),
+                  flush=True)
         if step == steps:
             break
         start = time.perf_counter()
@@ -198,38 +256,44 @@ def train_model(name: str, data: dict, args, steps: int | None, minutes: float |
         losses.append(float(result["loss"]))
         step += 1
     start = time.perf_counter()
-    test_f1, test_per_class = f1_scores(test, predict(model, test["packets"],
-                                                      args.eval_batch_size))
+    figures = test_figures(lambda x: predict_arrays(model, x, args.eval_batch_size), test, pools,
+                           args.seed, args.dataset)
     eval_seconds += time.perf_counter() - start
     trained_steps = steps - 1  # the compiling step is not timed
     return {"model": name, "steps": steps, "epochs": round(steps * args.batch_size / n_train, 3),
-            "test_macro_f1": test_f1, "test_per_class_f1": test_per_class, "curve": curve,
-            "parameters": model.count_params(),
-            "samples_per_second": round(trained_steps * args.batch_size / train_seconds, 1),
+            **figures, "curve": curve, "parameters": model.count_params(),
+            "samples_per_second": round(trained_steps * args.batch_size / train_seconds, 1)
+            if train_seconds else None,
             "train_seconds": round(train_seconds, 1), "compile_seconds": round(compile_seconds, 1),
             "eval_seconds": round(eval_seconds, 1)}
 
 
-def run_probe(name: str, data: dict) -> dict:
-    from experiments import probe as probes
-    from mtc_keras.evaluation import evaluate_predictions
-    from mtc_keras.labels import TASKS
+def probe_splits(data: dict) -> dict:
+    """The splits as experiments.probe reads them (rows in capture order)."""
+    from experiments.probe import ProbeSplit
 
-    spec = probes.PROBES[name]
-    features = {split: probes.probe_features(data[split]["packets"])[spec.features]
-                for split in ("train", "validation", "test")}
+    return {name: ProbeSplit.from_packets(split["packets"], split["labels"], split["flow_ids"],
+                                          np.arange(len(split["packets"])),
+                                          keep_packets=name == "test")
+            for name, split in data.items()}
+
+
+def run_probe(name: str, splits: dict, pools: dict | None, seed: int, dataset: str) -> dict:
+    """One probe of experiments.probe, fitted as it fits it (its guard included)."""
+    from experiments import probe as probes
+
     start = time.perf_counter()
-    predictions = {}
-    for task in TASKS[DATASET]:
-        fitted = probes.fit_task(spec, features["train"], data["train"]["labels"][task],
-                                 features["validation"], data["validation"]["labels"][task],
-                                 seed=0)
-        predictions[task] = np.asarray(fitted.predict(features["test"] * spec.scale), np.int64)
-    labels = {task: data["test"]["labels"][task] for task in predictions}
-    metrics = evaluate_predictions(labels, predictions, DATASET)
-    return {"model": f"probe_{name}", "test_macro_f1": {t: round(float(metrics[t]["macro_f1"]), 4)
-                                                        for t in predictions},
-            "train_seconds": round(time.perf_counter() - start, 1)}
+    metrics, facts = probes.run_probe(name, splits, seed=seed, dataset=dataset, pools=pools)
+    out = {"model": f"probe_{name}", "test_macro_f1": macro_f1(metrics),
+           "test_per_flow_f1": flow_f1(metrics), "fit": facts["fit"],
+           "train_seconds": round(time.perf_counter() - start, 1)}
+    if pools is not None:
+        out["shortcut_reliance"] = {task: m["shortcut_reliance"] for task, m in metrics.items()}
+    return out
+
+
+def _cell(value) -> str:
+    return "–" if value is None else f"{value:.4f}"
 
 
 def main(argv=None) -> int:
@@ -238,41 +302,66 @@ def main(argv=None) -> int:
         print(f"error: {args.manual_dir} is missing: the learning benchmark needs the real "
               "USTC-TFC2016 captures (see ../shared/data/README.md or BUILD.md)", file=sys.stderr)
         return 1
-    import mtc_keras  # noqa: F401  (sets KERAS_BACKEND=jax before Keras loads)
+    from mtc_keras import perturb
 
     started = time.perf_counter()
-    data = load_data(args.manual_dir, args.max_per_class, args.config)
+    data = load_data(args.manual_dir, args.max_per_class, args.config, args.dataset)
     sizes = {split: len(data[split]["packets"]) for split in ("train", "validation", "test")}
-    print(f"USTC-TFC2016 {args.config}: {sizes} packets", flush=True)
+    print(f"{args.dataset} {args.config}: {sizes} packets", flush=True)
+    pools = perturb.field_pools(data["train"]["packets"]) if args.perturb else None
     results = []
-    for name in [p for p in args.probes.split(",") if p]:
-        results.append(run_probe(name, data))
-        print(f"  {results[-1]['model']}: test macro-F1 {results[-1]['test_macro_f1']}", flush=True)
+    probe_names = [p for p in args.probes.split(",") if p]
+    if probe_names:
+        splits = probe_splits(data)
+        for name in probe_names:
+            results.append(run_probe(name, splits, pools, args.seed, args.dataset))
+            print(f"  {results[-1]['model']}: test macro-F1 {results[-1]['test_macro_f1']}, "
+                  f"per flow {results[-1]['test_per_flow_f1']}, fit {results[-1]['fit']}",
+                  flush=True)
     steps = args.steps
     if args.epochs is not None:
         steps = max(2, round(args.epochs * sizes["train"] / args.batch_size))
-    minutes = args.minutes if args.minutes is not None else (None if steps else 6.0)
-    for name in [m for m in args.models.split(",") if m]:
-        result = train_model(name, data, args, steps, minutes)
-        steps, minutes = result["steps"], None  # every later model: the same steps
-        results.append(result)
+    model_names = [m for m in args.models.split(",") if m]
+    if steps is None and model_names:
+        steps = steps_for_minutes(model_names[0], data, args,
+                                  args.minutes if args.minutes is not None else 6.0)
+    for name in model_names:  # every model the same steps
+        results.append(train_model(name, data, args, steps, pools))
 
     tasks = list(results[-1]["test_macro_f1"]) if results else []
     print(f"\n| model | steps | epochs | {' | '.join(f'test {t} macro-F1' for t in tasks)} "
-          f"| samples/s | train s |")
-    print("|---|---|---|" + "---|" * len(tasks) + "---|---|")
+          f"| app per flow, first 5 / all | samples/s | train s |")
+    print("|---|---|---|" + "---|" * len(tasks) + "---|---|---|")
     for r in results:
-        f1 = " | ".join(f"{r['test_macro_f1'].get(t, float('nan')):.4f}" for t in tasks)
+        f1 = " | ".join(_cell(r["test_macro_f1"].get(t)) for t in tasks)
+        flow = r["test_per_flow_f1"].get("app", {})
         print(f"| {r['model']} | {r.get('steps', '')} | {r.get('epochs', '')} | {f1} | "
+              f"{_cell(flow.get('first_5'))} / {_cell(flow.get('all'))} | "
               f"{r.get('samples_per_second', '')} | {r['train_seconds']} |")
+    if args.perturb:
+        names = list(perturb.PERTURBATIONS)
+        print(f"\n| model | test app macro-F1 | {' | '.join(names)} |  (app macro-F1 with the "
+              "field redrawn from train)")
+        print("|---|---|" + "---|" * len(names))
+        for r in results:
+            cells = " | ".join(_cell(r["shortcut_reliance"]["app"][n]["macro_f1"]) for n in names)
+            print(f"| {r['model']} | {_cell(r['test_macro_f1']['app'])} | {cells} |")
     print(f"wall seconds: {time.perf_counter() - started:.0f}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"args": vars(args), "sizes": sizes, "results": results}, f, indent=2)
     by_name = {r["model"]: r for r in results}
-    probes_f1 = [r["test_macro_f1"]["app"] for r in results if r["model"].startswith("probe_")]
-    if "mtc" in by_name and probes_f1:
-        print(f"mtc_over_best_probe={by_name['mtc']['test_macro_f1']['app'] - max(probes_f1):.4f}")
+    probes = [r for r in results if r["model"].startswith("probe_")]
+    if "mtc" in by_name and probes:
+        best = max(probes, key=lambda r: r["test_macro_f1"]["app"])
+        mtc = by_name["mtc"]
+        for verdict in ("first_5", "all"):
+            gap = mtc["test_per_flow_f1"]["app"][verdict] - max(
+                r["test_per_flow_f1"]["app"][verdict] for r in probes)
+            print(f"mtc_flow_{verdict}_over_best_probe={gap:.4f}")
+        print(f"strongest probe: {best['model']} (test app macro-F1 "
+              f"{best['test_macro_f1']['app']:.4f})")
+        print(f"mtc_over_best_probe={mtc['test_macro_f1']['app'] - best['test_macro_f1']['app']:.4f}")
     return 0
 
 

@@ -38,8 +38,17 @@ from mtc_keras.models import MODEL_NAMES
 FLAGS = flags.FLAGS
 
 
+_FLAG_NAMES: list[str] = []  # the flags define_flags defines, in order (Run reads them all)
+
+
 def define_flags() -> None:
     """The experiments' flags (see the module docstring for where they are defined)."""
+    before = set(FLAGS)
+    _define_flags()
+    _FLAG_NAMES[:] = [name for name in FLAGS if name not in before]
+
+
+def _define_flags() -> None:
     flags.DEFINE_enum("model", "mtc", MODEL_NAMES, "Which model to train.")
     flags.DEFINE_string(
         "dataset_config", "paper", "TFDS builder config (the split): paper or flow_split "
@@ -52,8 +61,10 @@ def define_flags() -> None:
         "optimizer", training.DEFAULT_OPTIMIZER, training.OPTIMIZERS, "adam_l2: Adam with the "
         "weight decay as an L2 term on the gradient (the paper's PyTorch Adam); adamw: decoupled "
         "weight decay.")
-    flags.DEFINE_float("learning_rate", 1e-3, "Initial (base) learning rate.")
-    flags.DEFINE_float("weight_decay", 1e-4, "Weight decay (L2 factor for adam_l2).")
+    flags.DEFINE_float("learning_rate", training.DEFAULT_LEARNING_RATE,
+                       "Initial (base) learning rate (the paper's flagfiles set its 1e-3).")
+    flags.DEFINE_float("weight_decay", training.DEFAULT_WEIGHT_DECAY,
+                       "Weight decay (L2 factor for adam_l2).")
     flags.DEFINE_integer(
         "warmup_steps", training.DEFAULT_WARMUP_STEPS, "Linear learning-rate warmup over this "
         "many optimizer steps (0: none); ReduceLROnPlateau scales the rate it warms up to.",
@@ -110,6 +121,9 @@ def define_flags() -> None:
         "unknown_share", 0.05, "The export's confidence thresholds: the share of correctly "
         "classified validation flows that mtc-classify would call unknown.", lower_bound=0.0,
         upper_bound=0.99)
+    flags.DEFINE_bool(
+        "perturb", False, "Also evaluate the test split with one header field at a time redrawn "
+        "from the training split's values (shortcut reliance, mtc_keras.perturb; packet datasets).")
 
 
 # ------------------------------------------------------------------------------ flags in
@@ -125,6 +139,8 @@ class Run:
 
     @classmethod
     def from_flags(cls, dataset: str) -> Run:
+        if not _FLAG_NAMES:
+            raise RuntimeError("define_flags() was not called")
         values = {name: FLAGS[name].value for name in _FLAG_NAMES}
         return cls(dataset, values["model"], values["dataset_config"], values["output_dir"], values)
 
@@ -133,14 +149,6 @@ class Run:
             return self.__dict__["flags"][name]
         except KeyError:
             raise AttributeError(name) from None
-
-
-_FLAG_NAMES = ("model", "dataset_config", "epochs", "batch_size", "optimizer", "learning_rate",
-               "weight_decay", "warmup_steps", "loss_weights", "encoder_repeats", "cnn_dropout",
-               "seed", "data_dir", "manual_dir", "output_dir", "jit_compile", "max_train_examples",
-               "max_eval_examples", "verbose", "model_overrides", "stop_after_epochs",
-               "distribution", "coordinator_address", "num_processes", "process_id", "precision",
-               "unknown_share")
 
 
 # The build_model keyword each model takes a shorthand flag's value as.
@@ -293,27 +301,55 @@ def run_info(run: Run, model, overrides: dict, data: Data, fitted: Fitted) -> di
     }
 
 
+def test_rows(run: Run, split: str) -> dict:
+    """The flow ids (``flow_id``) and capture positions (``index``) of a split's rows, in the
+    order ``inputs.predict`` returns them; {} for a dataset without flows (CICIDS2017)."""
+    from mtc_keras import inputs
+
+    return inputs.split_features(run.dataset, run.dataset_config, split, ("flow_id", "index"),
+                                 data_dir=run.data_dir, max_examples=run.max_eval_examples)
+
+
 def export_model(model, run: Run, data: Data) -> None:
     """model.keras, and the SavedModel export with the confidence thresholds of mtc-classify's
     "unknown": per task, the confidence below which --unknown_share of the correctly classified
-    validation flows (their first 5 packets, as --flow_packets 5) fall. Rows without flows
-    (CICIDS2017) are judged one by one."""
-    from mtc_keras import export, inputs
+    validation flows (judged as mtc-classify judges them by default: mtc_keras.flows, their
+    first EARLY_PACKETS packets) fall. Rows without flows (CICIDS2017) are judged one by one."""
+    from mtc_keras import export, flows, inputs
 
     model.save(os.path.join(run.output_dir, "model.keras"))
     quantiles = None
-    if run.dataset == "cicids2017":
+    if registry.dataset(run.dataset).quantile_transform:
         from mtc_keras import cicids
 
         quantiles = cicids.load_quantile_transform(data.builder)
     val_labels, val_probabilities = inputs.predict(model, data.validation, verbose=False)
-    val_flows = inputs.flow_ids(run.dataset, run.dataset_config, "validation",
-                                data_dir=run.data_dir, max_examples=run.max_eval_examples)
+    rows = test_rows(run, "validation")
+    val_flows = rows.get("flow_id")
     thresholds = export.fit_confidence_thresholds(
         val_labels, val_probabilities, flow_ids=val_flows, share=run.unknown_share,
-        flow_packets=None if val_flows is None else 5)
+        flow_packets=None if val_flows is None else flows.EARLY_PACKETS, order=rows.get("index"))
     export.export(model, os.path.join(run.output_dir, "export"), run.dataset, quantiles=quantiles,
                   thresholds=thresholds)
+
+
+def shortcut_reliance(model, run: Run, labels: dict, metrics: dict) -> dict:
+    """{task: {perturbation: figures}}: the test split with one header field at a time redrawn
+    from the training split's values (mtc_keras.perturb)."""
+    from mtc_keras import evaluation, inputs, perturb
+    from mtc_keras.models import predict_arrays
+
+    pools = perturb.merge_pools(
+        perturb.field_pools(batch["packet"]) for batch in inputs.iter_split_batches(
+            run.dataset, run.dataset_config, "train", ("packet",), data_dir=run.data_dir,
+            max_examples=run.max_train_examples))
+    packets = inputs.split_features(run.dataset, run.dataset_config, "test", ("packet",),
+                                    data_dir=run.data_dir,
+                                    max_examples=run.max_eval_examples)["packet"]
+    perturbed = {name: evaluation.evaluate_predictions(
+                     labels, predict_arrays(model, changed, run.batch_size), run.dataset)
+                 for name, changed in perturb.perturbed_sets(packets, pools, seed=run.seed)}
+    return perturb.reliance(metrics, perturbed)
 
 
 def train_and_evaluate(run: Run) -> str:
@@ -321,6 +357,8 @@ def train_and_evaluate(run: Run) -> str:
     run = set_up(run)
     from mtc_keras import evaluation, inputs
 
+    if run.perturb and not registry.dataset(run.dataset).packets:
+        raise ValueError(f"--perturb redraws packet header fields; {run.dataset} has no packets")
     model, overrides = build_and_compile(run)
     tasks = tuple(task for task in registry.DATASETS[run.dataset].tasks if task in model.output_names)
     data = load_data(run, tasks)
@@ -330,13 +368,24 @@ def train_and_evaluate(run: Run) -> str:
 
     print("Evaluating on the test split")
     labels, probabilities = inputs.predict(model, data.test, verbose=run.verbose == 1)
-    metrics = evaluation.evaluate_predictions(labels, probabilities, run.dataset)
+    rows = test_rows(run, "test")
+    metrics = evaluation.evaluate(labels, probabilities, run.dataset, flow_ids=rows.get("flow_id"),
+                                  order=rows.get("index"))
+    if run.perturb:
+        print("Evaluating on the test split with header fields redrawn (--perturb)")
+        for task, figures in shortcut_reliance(model, run, labels, metrics).items():
+            metrics[task]["shortcut_reliance"] = figures
     written = evaluation.write_reports(run.output_dir, metrics,
                                        run_info=run_info(run, model, overrides, data, fitted))
     export_model(model, run, data)
     summary = ", ".join(f"{task} macro-F1 {metrics[task]['macro_f1']:.4f}" for task in tasks
                         if metrics[task]["macro_f1"] is not None)
     print(f"Test split: {summary}")
+    flow_summary = ", ".join(
+        f"{task} {figures['macro_f1']:.4f}" for task in tasks
+        for figures in [(metrics[task].get("per_flow") or {}).get("all")] if figures)
+    if flow_summary:
+        print(f"Test split per flow (all packets): {flow_summary}")
     print(f"Report: {written[evaluation.REPORT_FILE]}")
     return written[evaluation.REPORT_FILE]
 

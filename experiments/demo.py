@@ -2,14 +2,16 @@
 
     python -m experiments.demo
 
-1. writes the demo captures (mtc_keras.demo_data: synthetic, but each packet carries its
+1. writes the demo captures (mtc_keras.synthetic: synthetic, but each packet carries its
    application's real protocol framing, and ciphertext is uniform random bytes) to
    runs/demo_data/captures;
 2. builds the TFDS dataset iscx_vpn_nonvpn/flow_split from them in runs/demo_data/tfds;
 3. trains MTC with experiments/configs/demo.cfg (python -m experiments.iscx), which evaluates
    it on the test split, writes the report and exports it to runs/demo/export;
-4. classifies one demo capture with the export (python -m mtc_keras.classify);
-and prints where the report is. Steps 1-2 are skipped when the dataset is already built.
+4. runs the shortcut probes (python -m experiments.probe) on the same split;
+5. appends MTC's row and the probes' rows under it to the report, and prints them;
+6. classifies one demo capture with the export (python -m mtc_keras.classify);
+and prints the figures and where the report is. Steps 1-2 are skipped when the dataset is already built.
 Paths are relative to the current directory, like the ones in demo.cfg.
 """
 
@@ -23,11 +25,11 @@ import time
 
 from absl import app, flags, logging
 
-from mtc_keras import demo_data, labels
+from mtc_keras import labels, synthetic
 
 _PACKETS_PER_FILE = flags.DEFINE_integer(
-    "packets_per_file", demo_data.DEFAULT_PACKETS_PER_FILE, "Frames per demo capture "
-    "(mtc_keras.demo_data; about 60% are kept as packets).", lower_bound=1)
+    "packets_per_file", synthetic.DEFAULT_PACKETS_PER_FILE, "Frames per demo capture "
+    "(mtc_keras.synthetic; about 60% are kept as packets).", lower_bound=1)
 _DATA_ROOT = flags.DEFINE_string("data_root", os.path.join("runs", "demo_data"),
                                  "Where the demo captures and the TFDS dataset go.")
 _CONFIG = flags.DEFINE_string(
@@ -44,7 +46,7 @@ def data_dirs(data_root: str) -> tuple[str, str]:
     return os.path.join(data_root, "captures"), os.path.join(data_root, "tfds")
 
 
-def build_dataset(data_root: str, packets_per_file: int = demo_data.DEFAULT_PACKETS_PER_FILE,
+def build_dataset(data_root: str, packets_per_file: int = synthetic.DEFAULT_PACKETS_PER_FILE,
                   step=print):
     """Steps 1-2: writes the demo captures and builds iscx_vpn_nonvpn/flow_split from them
     under ``data_root``, announcing each step with ``step``. Returns the builder."""
@@ -53,7 +55,7 @@ def build_dataset(data_root: str, packets_per_file: int = demo_data.DEFAULT_PACK
 
     captures, data_dir = data_dirs(data_root)
     step(f"1. Writing demo captures to {captures}")
-    files = demo_data.write_demo_captures(captures, packets_per_file=packets_per_file)
+    files = synthetic.write_demo_captures(captures, packets_per_file=packets_per_file)
     print(f"{len(files)} captures, {sum(f.stat().st_size for f in files) / 1e6:.1f} MB")
     step(f"2. Building the TFDS dataset iscx_vpn_nonvpn/{DATASET_CONFIG} in {data_dir}")
     built = registry.prepare("iscx", DATASET_CONFIG, data_dir, manual_dir=captures)
@@ -82,6 +84,46 @@ def _flagfile_value(path: str, name: str) -> str:
     return value
 
 
+def run_probes(data_dir: str, output_dir: str) -> dict[str, str]:
+    """Step 4: the shortcut probes (experiments.probe) on the demo's split: {probe: run dir}."""
+    from experiments import probe
+
+    return probe.run_probes(data_dir, DATASET_CONFIG, os.path.join(output_dir, "probes"),
+                            probe.DEFAULT_PROBES, threads=1, dataset="iscx")
+
+
+def comparison_table(run_dirs: list[str]) -> str:
+    """Markdown: one row per run (MTC first, then the probes), macro-F1 per task per packet,
+    and app macro-F1 per flow (first 5 packets / all)."""
+    from mtc_keras.evaluation import read_metrics
+
+    tasks = list(labels.TASKS["iscx"])
+    lines = ["| model | " + " | ".join(f"{task} macro-F1" for task in tasks)
+             + " | app per flow, first 5 / all |", "|---|" + "---:|" * (len(tasks) + 1)]
+    for run_dir in run_dirs:
+        metrics = read_metrics(run_dir)
+        cells = [f"{metrics[t]['macro_f1']:.3f}" if metrics.get(t, {}).get("macro_f1") is not None
+                 else "–" for t in tasks]
+        per_flow = metrics["app"].get("per_flow") or {}
+        flow = " / ".join("–" if per_flow.get(name) is None else f"{per_flow[name]['macro_f1']:.3f}"
+                          for name in ("first_5", "all"))
+        lines.append(f"| {metrics['run']['model']} | " + " | ".join(cells) + f" | {flow} |")
+    return "\n".join(lines)
+
+
+def append_comparison(output_dir: str, probe_dirs: dict[str, str]) -> str:
+    """Step 5: MTC with the probe rows under it, appended to the run's report.md; returns it."""
+    table = comparison_table([output_dir] + [probe_dirs[name] for name in sorted(probe_dirs)])
+    section = ("\n## Beside the shortcut probes (same split, same test packets)\n\n"
+               "A model's score is worth its margin over these: trees on every header field "
+               "(probe_header_gbt), on ports and length only (probe_ports_length), and logistic "
+               "regression on the first 64 bytes (probe_logreg_bytes); experiments.probe.\n\n"
+               + table + "\n")
+    with open(os.path.join(output_dir, "report.md"), "a", encoding="utf-8") as f:
+        f.write(section)
+    return table
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -104,22 +146,31 @@ def main(argv):
     _step("3. Training MTC, evaluating it on the test split and exporting it")
     _run([sys.executable, "-m", "experiments.iscx", f"--flagfile={_CONFIG.value}"])
 
-    _step("4. Classifying a demo capture with the exported model")
+    _step("4. The shortcut probes on the same split")
+    probe_dirs = run_probes(data_dir, output_dir)
+
+    _step("5. MTC beside the probes")
+    table = append_comparison(output_dir, probe_dirs)
+    print(table)
+
+    _step("6. Classifying a demo capture with the exported model")
     capture = _find(captures, _CAPTURE.value)
     predictions = os.path.join(output_dir, "classify", "predictions.csv")
     _run([sys.executable, "-m", "mtc_keras.classify", f"--model={os.path.join(output_dir, 'export')}",
           f"--pcap={capture}", f"--output={predictions}"])
 
-    with open(os.path.join(output_dir, "metrics.json"), encoding="utf-8") as f:
-        metrics = json.load(f)
-    tasks = labels.TASKS["iscx"]
-    scores = ", ".join(f"{task} {metrics[task]['macro_f1']:.3f}" for task in tasks
-                       if task in metrics and metrics[task]["macro_f1"] is not None)
+    from mtc_keras.evaluation import read_metrics
+
+    mtc = read_metrics(output_dir)["app"]["macro_f1"]
+    best_name, best = max(((name, read_metrics(path)["app"]["macro_f1"])
+                           for name, path in probe_dirs.items()), key=lambda item: item[1])
     _step(f"Done in {time.time() - started:.0f} s")
-    print(f"Test-split macro-F1: {scores} (app chance level: {1 / len(tasks['app']):.3f})")
+    print(f"Test-split app macro-F1: MTC {mtc:.3f}, strongest probe (probe_{best_name}) "
+          f"{best:.3f}: margin {mtc - best:+.3f} (app chance level: "
+          f"{1 / len(labels.TASKS['iscx']['app']):.3f})")
     print(f"Per-packet and per-flow predictions: {predictions}, "
           f"{os.path.splitext(predictions)[0]}_flows.csv")
-    print(f"Report: {os.path.join(output_dir, 'report.md')}")
+    print(f"Report (MTC, then the probes): {os.path.join(output_dir, 'report.md')}")
 
 
 def _find(directory: str, name: str) -> str:

@@ -12,24 +12,26 @@ for the end), so verdicts come out while traffic flows. Each frame becomes the p
 1500-byte vector (mtc_keras.packets); dropped frames are counted by reason. A stream or file
 that ends inside a record or at a corrupt block keeps everything before it.
 
-Flows (the protocol and both endpoints, either direction) are tracked per capture. Each
-classified packet gets the model's probabilities; a flow's verdict aggregates them, per task
-(``--aggregate``): ``mean`` (default), the class of highest mean probability, or ``vote``, the
-class most of its packets predict (a tie goes to the lower class index). Mean is the default
-because it was the better of the two on early verdicts: over four held-out-app runs on the demo
-data, from 5 packets per flow, app accuracy 43 % against 38 % for the vote (macro-F1 41 / 37),
-traffic 61 / 60 %; on whole flows the two were within a point. A verdict is written
+Flows (the protocol and both endpoints, either direction) are tracked per capture by
+``mtc_keras.flows.FlowTable``, which holds the one verdict rule of the package (the export's
+thresholds and every per-flow figure use it too). Each classified packet gets the model's
+probabilities; a flow's verdict aggregates them, per task (``--aggregate``): ``mean``, the class
+of highest mean probability, or ``vote``, the class most of its packets predict (a tie goes to
+the lower class index). A verdict is written
 
 * ``packets``: as soon as ``--flow_packets`` N of the flow's packets are kept; the model does not
   run on its later packets (they are counted as ``not_classified``);
 * ``timeout``: when the flow has been idle for ``--flow_timeout`` seconds of capture time (the
-  capture's own clock, to within min(1 s, timeout / 20)); a later packet starts a new flow;
+  capture's own clock, per packet); a later packet starts a new flow;
 * ``evicted``: when more than ``--max_flows`` flows are tracked, the least recently seen one
   is dropped (counted in ``evicted``; one that had no verdict yet gets it now);
 * ``end``: at the end of its capture (or of the stream, or on Ctrl-C).
 
-Without ``--flow_packets`` every kept packet is classified and a flow's verdict comes when it
-ends (as today: one row per flow at the end of each file).
+By default N and the aggregate are those the export's "unknown" thresholds were fitted with
+(labels.json: the first 5 packets by the mean, for every export of this package), so the
+thresholds mean what they were fitted to mean; a flag that asks for another rule is obeyed with
+a warning. ``--flow_packets 0`` classifies every kept packet and gives a flow its verdict when
+it ends (one row per flow at the end of each file).
 
 "unknown": a flow whose confidence in a task (the mean probability, over its classified
 packets, of the class chosen) is below that task's threshold is reported as ``unknown`` for the
@@ -70,7 +72,6 @@ A progress bar shows on a terminal. Needs TensorFlow only: no Keras, no JAX.
 
 from __future__ import annotations
 
-import collections
 import csv
 import json
 import math
@@ -81,6 +82,8 @@ import time
 import numpy as np
 from absl import app, flags, logging
 
+from mtc_keras import flows
+from mtc_keras.batching import padded_predict
 from mtc_keras.capture import Capture, sniff_format
 from mtc_keras.export import read_labels
 from mtc_keras.packets import DROP_REASONS, CaptureFormatError, process_block
@@ -89,8 +92,8 @@ FLAGS = flags.FLAGS
 
 STDIN = "-"
 STDIN_NAME = "<stdin>"
-AGGREGATES = ("mean", "vote")
-REASONS = ("packets", "timeout", "evicted", "end")
+AGGREGATES = flows.AGGREGATES
+REASONS = flows.REASONS
 BLOCK_FRAMES = 4096  # frames per preprocessing step from a file (a stream: what has arrived)
 
 
@@ -110,16 +113,18 @@ def define_flags() -> None:
     flags.DEFINE_bool("per_packet", False, "jsonl: also one object per classified packet (csv "
                       "writes packet rows whenever --output is given).")
     flags.DEFINE_integer(
-        "flow_packets", 0, "A flow's verdict as soon as this many of its packets are kept; its "
+        "flow_packets", None, "A flow's verdict as soon as this many of its packets are kept; its "
         "later packets are counted, not classified. 0: classify every packet, verdict at the "
-        "flow's end.", lower_bound=0)
+        "flow's end. Default: the N the export's unknown thresholds were fitted with (its "
+        "labels.json; 5 for this package's exports), else 0.", lower_bound=0)
     flags.DEFINE_float(
         "flow_timeout", 0.0, "A flow idle this many seconds of capture time gets its verdict "
         "from what it had (0: flows end only with their capture).", lower_bound=0.0)
     flags.DEFINE_integer("max_flows", 100_000, "Most flows tracked at once; the least recently "
                          "seen is evicted first (counted).", lower_bound=1)
-    flags.DEFINE_enum("aggregate", "mean", list(AGGREGATES),
-                      "How a flow's packets make its verdict: mean probability or majority vote.")
+    flags.DEFINE_enum("aggregate", None, list(AGGREGATES),
+                      "How a flow's packets make its verdict: mean probability or majority vote. "
+                      "Default: the rule the export's thresholds were fitted with, else mean.")
     flags.DEFINE_string(
         "min_confidence", None, "Override the export's unknown thresholds: one probability for "
         "every task (0.6) or task=probability pairs (app=0.6,traffic=0.5); 0 turns unknown off.")
@@ -132,18 +137,12 @@ def define_flags() -> None:
 
 # ----------------------------------------------------------------------------- the model
 def predict(serve, packets: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
-    """{task: [n, classes]} from the exported function, in batches of exactly batch_size rows."""
+    """{task: [n, classes]} from the exported function, in batches of exactly batch_size rows
+    (one XLA compilation: ``batching.padded_predict``)."""
     import tensorflow as tf
 
-    outputs: dict[str, list[np.ndarray]] = {}
-    for start in range(0, len(packets), batch_size):
-        chunk = packets[start:start + batch_size]
-        real = len(chunk)
-        if real < batch_size:  # pad: a new batch shape would mean a new XLA compilation
-            chunk = np.concatenate([chunk, np.zeros((batch_size - real, chunk.shape[1]), chunk.dtype)])
-        for task, value in serve(tf.constant(chunk)).items():
-            outputs.setdefault(task, []).append(value.numpy()[:real])
-    return {task: np.concatenate(parts) for task, parts in outputs.items()}
+    return padded_predict(lambda chunk: {task: value.numpy() for task, value in
+                                         serve(tf.constant(chunk)).items()}, packets, batch_size)
 
 
 def load_model(model_dir: str):
@@ -193,6 +192,33 @@ def confidence_thresholds(description: dict, override: str | None = None) -> dic
     return out
 
 
+def verdict_rule(description: dict, flow_packets: int | None = None,
+                 aggregate: str | None = None, *, thresholds_used: bool = True) -> tuple[int, str]:
+    """(flow_packets, aggregate) to classify with: the flags where given, else the rule the
+    export's thresholds were fitted with (labels.json), else whole flows by the mean. Warns on
+    stderr when a flag asks for another rule than the thresholds were fitted for, since their
+    "unknown" share then no longer holds."""
+    fitted = description.get("thresholds") or {}
+    flow_level = fitted.get("level") == "flow"
+    fitted_n = int(fitted.get("flow_packets") or 0) if flow_level else None
+    fitted_aggregate = fitted.get("aggregate") if flow_level else None
+    n = flow_packets if flow_packets is not None else (fitted_n or 0)
+    rule = aggregate or fitted_aggregate or flows.DEFAULT_AGGREGATE
+    if thresholds_used and flow_level:
+        asked = []
+        if n != fitted_n:
+            asked.append(f"--flow_packets {n} ({'all packets' if not n else f'first {n}'})")
+        if rule != fitted_aggregate:
+            asked.append(f"--aggregate {rule}")
+        if asked:
+            print(f"mtc-classify: warning: the export's unknown thresholds were fitted on verdicts "
+                  f"from {'all packets' if not fitted_n else f'the first {fitted_n} packets'} of "
+                  f"each flow by the {fitted_aggregate}; {' and '.join(asked)} judges flows "
+                  "otherwise, so the share of flows called unknown will differ from the one "
+                  "fitted", file=sys.stderr)
+    return n, rule
+
+
 # ----------------------------------------------------------------------------- inputs
 def expand_sources(pcaps: list[str]) -> list[str]:
     """The captures to read, in order: files as given, a folder's captures in name order, "-"
@@ -227,19 +253,6 @@ def expand_sources(pcaps: list[str]) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- flows
-class _Flow:
-    """One tracked flow: when it was seen, how many packets, and its summed probabilities."""
-
-    __slots__ = ("key", "start", "last", "seen", "classified", "sums", "votes", "decided")
-
-    def __init__(self, key: str, now: float):
-        self.key, self.start, self.last = key, now, now
-        self.seen = self.classified = 0
-        self.sums: dict[str, np.ndarray] | None = None
-        self.votes: dict[str, np.ndarray] | None = None
-        self.decided = False  # its verdict is made (or pending this block): no more classifying
-
-
 def _new_counts(tasks) -> dict[str, int]:
     counts = {"read": 0, "kept": 0, "classified": 0, "not_classified": 0, "flows": 0,
               "active": 0, "verdicts": 0}
@@ -251,31 +264,31 @@ def _new_counts(tasks) -> dict[str, int]:
 
 
 class FlowClassifier:
-    """Streams blocks of frames through preprocessing, per-flow bookkeeping and the model,
-    and hands every verdict (and classified packet) to ``sink`` as it is made."""
+    """Streams a capture's blocks of frames through preprocessing and a ``flows.FlowTable``
+    (which tracks the flows, runs the model and makes the verdicts), and hands every verdict
+    (and classified packet) to ``sink`` as it is made, with the counts."""
 
     def __init__(self, serve, tasks: dict[str, list[str]], sink, *, thresholds=None,
                  flow_packets: int = 0, flow_timeout: float = 0.0, max_flows: int = 100_000,
-                 aggregate: str = "mean", batch_size: int = 256, stats_every: float = 0.0):
-        if aggregate not in AGGREGATES:
-            raise ValueError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
-        self.serve, self.tasks, self.sink = serve, tasks, sink
+                 aggregate: str = flows.DEFAULT_AGGREGATE, batch_size: int = 256,
+                 stats_every: float = 0.0):
+        flows.check_aggregate(aggregate)
+        self.tasks, self.sink = tasks, sink
         self.thresholds = {task: 0.0 for task in tasks} | dict(thresholds or {})
-        self.flow_packets, self.flow_timeout = flow_packets, flow_timeout
-        self.max_flows, self.aggregate, self.batch_size = max_flows, aggregate, batch_size
-        # Kept packets get the capture time of their slice of frames: slices are cut where
-        # the clock crosses a multiple of this, so timeouts are exact to within it.
-        self.resolution = min(1.0, flow_timeout / 20) if flow_timeout else 1.0
+        self.table_options = {"flow_packets": flow_packets, "flow_timeout": flow_timeout,
+                              "max_flows": max_flows, "aggregate": aggregate}
+        self.predict = lambda packets: predict(serve, packets, batch_size)
         self.stats_every, self._next_stats = stats_every, time.monotonic() + stats_every
         self.total = _new_counts(tasks)
         self.counts = self.total  # the current capture's counts (replaced per capture)
+        self.table = None
 
     # ---------------------------------------------------------------- one capture
     def run(self, name: str, capture: Capture, progress=None) -> dict[str, int]:
         """Classify every frame of an open capture; returns that capture's counts."""
         self.counts = counts = _new_counts(self.tasks)
-        self.capture, self.active = name, collections.OrderedDict()
-        self.clock, self.packet_number = -math.inf, 0
+        self.capture, self.packet_number = name, 0
+        self.table = flows.FlowTable(self.predict, **self.table_options)  # flows per capture
         blocks = capture.blocks(max_frames=BLOCK_FRAMES)
         try:
             while True:
@@ -295,9 +308,7 @@ class FlowClassifier:
         finally:
             counts["truncated"] = int(capture.stats.truncated)
             counts["corrupt"] = int(capture.stats.corrupt)
-        ready = [(flow, "end") for flow in self.active.values() if not flow.decided]
-        self.active.clear()
-        self._emit(ready, [], [], [])
+        self._write(self.table.close())
         self.sink.flush()
         for key, value in counts.items():
             if key != "active":
@@ -305,128 +316,47 @@ class FlowClassifier:
         return counts
 
     def _block(self, block) -> None:
-        times = block.timestamps if block.timestamps is not None else np.full(len(block), np.nan)
-        clock = np.fmax.accumulate(np.concatenate([[self.clock], times]))[1:]
-        bucket = np.floor(clock / self.resolution) if np.isfinite(clock[-1]) else np.zeros(len(clock))
-        cuts = np.flatnonzero(np.diff(bucket)) + 1
-        ready, picked, owners, numbers = [], [], [], []
-        for lo, hi in zip(np.concatenate([[0], cuts]).tolist(), np.concatenate([cuts, [len(block)]]).tolist()):
-            self.clock = now = float(clock[hi - 1])
-            if self.flow_timeout and math.isfinite(now):
-                self._expire(now, ready)
-            batch = process_block(block[lo:hi])
-            for key, value in batch.counts.items():
-                if key in self.counts and key not in ("truncated", "corrupt"):
-                    self.counts[key] += value
-            rows = self._assign(batch.flow_ids, now, ready, owners)
-            if rows:
-                picked.append(batch.packets[rows])
-                numbers += [self.packet_number + r for r in rows]
-            self.packet_number += len(batch)
-        self.counts["active"] = len(self.active)
-        self._emit(ready, picked, owners, numbers)
+        batch = process_block(block)
+        for key, value in batch.counts.items():
+            if key in self.counts and key not in ("truncated", "corrupt"):
+                self.counts[key] += value
+        times = (block.timestamps[batch.frames] if block.timestamps is not None
+                 else np.full(len(batch), np.nan))
+        pushed = self.table.push(batch.flow_ids.tolist(), times, batch.packets)
+        if self.sink.wants_packets and len(pushed.rows):
+            self._packets(pushed)
+        self.packet_number += len(batch)
+        self._write(pushed.verdicts)
 
-    def _expire(self, now: float, ready: list) -> None:
-        """Flows idle for more than flow_timeout (the least recently seen come first)."""
-        cutoff = now - self.flow_timeout
-        active = self.active
-        while active:
-            key, flow = next(iter(active.items()))
-            if flow.last >= cutoff:
-                break
-            del active[key]
-            self.counts["timed_out"] += 1
-            if not flow.decided:
-                flow.decided = True
-                ready.append((flow, "timeout"))
+    def _write(self, verdicts: list[flows.Verdict]) -> None:
+        for verdict in verdicts:
+            self.sink.flow(self._record(verdict))
+        for key in ("classified", "not_classified", "flows", "verdicts", "evicted", "timed_out"):
+            self.counts[key] = self.table.counts[key]
+        self.counts["active"] = len(self.table)
 
-    def _assign(self, flow_ids, now: float, ready: list, owners: list) -> list[int]:
-        """Track each kept packet's flow; returns the rows to classify (owners: their flows)."""
-        active, counts, n = self.active, self.counts, self.flow_packets
-        rows = []
-        for i, key in enumerate(flow_ids.tolist()):
-            flow = active.get(key)
-            if flow is None:
-                flow = active[key] = _Flow(key, now)
-                counts["flows"] += 1
-                if len(active) > self.max_flows:
-                    _, old = active.popitem(last=False)
-                    counts["evicted"] += 1
-                    if not old.decided:
-                        old.decided = True
-                        ready.append((old, "evicted"))
-            else:
-                active.move_to_end(key)
-            flow.last = now
-            flow.seen += 1
-            if flow.decided:
-                counts["not_classified"] += 1
-                continue
-            rows.append(i)
-            owners.append(flow)
-            if flow.seen == n:
-                flow.decided = True
-                ready.append((flow, "packets"))
-        counts["classified"] += len(rows)
-        return rows
-
-    # ---------------------------------------------------------------- model and verdicts
-    def _emit(self, ready, picked, owners, numbers) -> None:
-        """Run the model on the picked packets, add them to their flows, then write the
-        packets and the verdicts of ``ready`` (in the order they were made)."""
-        if picked:
-            packets = np.concatenate(picked) if len(picked) > 1 else picked[0]
-            probabilities = predict(self.serve, packets, self.batch_size)
-            self._accumulate(owners, probabilities)
-            if self.sink.wants_packets:
-                self._packets(owners, numbers, probabilities)
-        for flow, reason in ready:
-            self.sink.flow(self._verdict(flow, reason))
-            flow.sums = flow.votes = None  # a decided flow keeps only its counters
-        self.counts["verdicts"] += len(ready)
-
-    def _accumulate(self, owners: list, probabilities: dict[str, np.ndarray]) -> None:
-        index: dict[int, int] = {}
-        rows = np.array([index.setdefault(id(flow), len(index)) for flow in owners], np.int64)
-        flows = list({id(flow): flow for flow in owners}.values())  # in index order
-        for task, probs in probabilities.items():
-            sums = np.zeros((len(flows), probs.shape[1]))
-            votes = np.zeros((len(flows), probs.shape[1]), np.int64)
-            np.add.at(sums, rows, probs)
-            np.add.at(votes, (rows, probs.argmax(axis=1)), 1)
-            for j, flow in enumerate(flows):
-                if flow.sums is None:
-                    flow.sums, flow.votes = {}, {}
-                if task in flow.sums:
-                    flow.sums[task] += sums[j]
-                    flow.votes[task] += votes[j]
-                else:
-                    flow.sums[task], flow.votes[task] = sums[j], votes[j]
-        for flow, count in zip(flows, np.bincount(rows, minlength=len(flows)).tolist()):
-            flow.classified += count
-
-    def _packets(self, owners, numbers, probabilities) -> None:
-        best = {task: probabilities[task].argmax(axis=1) for task in self.tasks}
-        for i, (flow, number) in enumerate(zip(owners, numbers)):
-            record = {"type": "packet", "capture": self.capture, "packet": number, "flow": flow.key}
+    def _packets(self, pushed: flows.Pushed) -> None:
+        best = {task: p.argmax(axis=1) for task, p in pushed.probabilities.items()}
+        for i, (row, key) in enumerate(zip(pushed.rows.tolist(), pushed.flows)):
+            record = {"type": "packet", "capture": self.capture, "packet": self.packet_number + row,
+                      "flow": key}
             for task, names in self.tasks.items():
                 record[task] = names[best[task][i]]
-                record[f"{task}_probability"] = round(float(probabilities[task][i, best[task][i]]), 4)
+                record[f"{task}_probability"] = round(float(pushed.probabilities[task][i, best[task][i]]), 4)
             self.sink.packet(record)
 
-    def _verdict(self, flow: _Flow, reason: str) -> dict:
-        record = {"type": "flow", "capture": self.capture, "flow": flow.key, "reason": reason,
-                  "start": _time(flow.start), "end": _time(flow.last), "packets": flow.classified}
+    def _record(self, verdict: flows.Verdict) -> dict:
+        record = {"type": "flow", "capture": self.capture, "flow": verdict.key,
+                  "reason": verdict.reason, "start": _time(verdict.start),
+                  "end": _time(verdict.end), "packets": verdict.packets}
         for task, names in self.tasks.items():
-            sums, votes = flow.sums[task], flow.votes[task]
-            guess = int(votes.argmax() if self.aggregate == "vote" else sums.argmax())
-            mean = float(sums[guess]) / flow.classified
-            unknown = mean < self.thresholds[task]
+            guess, confidence = verdict.guess[task], verdict.confidence[task]
+            unknown = confidence < self.thresholds[task]
             self.counts[f"unknown_{task}"] += unknown
             record[task] = "unknown" if unknown else names[guess]
             record[f"{task}_guess"] = names[guess]
-            record[f"{task}_mean_probability"] = round(mean, 4)
-            record[f"{task}_vote_share"] = round(int(votes[guess]) / flow.classified, 4)
+            record[f"{task}_mean_probability"] = round(confidence, 4)
+            record[f"{task}_vote_share"] = round(verdict.vote_share[task], 4)
         return record
 
     # ---------------------------------------------------------------- counts
@@ -435,7 +365,7 @@ class FlowClassifier:
             self._next_stats = time.monotonic() + self.stats_every
             live = {key: self.total[key] + (self.counts[key] if self.counts is not self.total else 0)
                     for key in self.total}
-            live["active"] = len(self.active)
+            live["active"] = len(self.table) if self.table is not None else 0
             print(f"mtc-classify: {stats_line(live)}", file=sys.stderr, flush=True)
 
 
@@ -507,11 +437,13 @@ class Sink:
 
 
 def classify(model_dir: str, pcaps: list[str], output: str | None, batch_size: int = 256, *,
-             fmt: str = "csv", per_packet: bool = False, flow_packets: int = 0,
-             flow_timeout: float = 0.0, max_flows: int = 100_000, aggregate: str = "mean",
+             fmt: str = "csv", per_packet: bool = False, flow_packets: int | None = None,
+             flow_timeout: float = 0.0, max_flows: int = 100_000, aggregate: str | None = None,
              min_confidence: str | None = None, stats_every: float = 0.0,
              stdin=None) -> dict:
     """Classify captures (see the module docstring); returns {capture: its counts, "total": ...}.
+    ``flow_packets`` / ``aggregate`` None: the rule the export's thresholds were fitted with
+    (``verdict_rule``).
 
     Every file is checked to be a capture, and standard input's first bytes too, before the
     model loads or any output is written, so a wrong input fails fast.
@@ -524,10 +456,13 @@ def classify(model_dir: str, pcaps: list[str], output: str | None, batch_size: i
     sources = expand_sources(pcaps)
     stream = None
     if STDIN in sources:
-        stream = Capture.from_stream(stdin if stdin is not None else sys.stdin.buffer, STDIN_NAME)
+        stream = Capture(stdin if stdin is not None else sys.stdin.buffer, name=STDIN_NAME)
     model, description = load_model(model_dir)
     tasks = description["tasks"]
     thresholds = confidence_thresholds(description, min_confidence)
+    flow_packets, aggregate = verdict_rule(
+        description, flow_packets, aggregate,
+        thresholds_used=min_confidence is None or not min_confidence.strip())
     sink = Sink(tasks, fmt, output, per_packet)
     classifier = FlowClassifier(
         model.serve, tasks, sink, thresholds=thresholds, flow_packets=flow_packets,

@@ -30,7 +30,15 @@ shortcut probes, uses the same layout so that ``experiments.report`` can gather 
         "missing": 5,                   # examples left out because their label is MISSING
         "class_names": ["AIM Chat", ...],
         "per_class": {"AIM Chat": {"precision": .., "recall": .., "f1": .., "support": ..}, ...},
-        "confusion_matrix": [[...], ...]  # rows: true class, columns: predicted class
+        "confusion_matrix": [[...], ...], # rows: true class, columns: predicted class
+        "per_flow": {                   # the same test rows judged per flow (mtc_keras.flows);
+          "first_5": {"macro_f1": .., "macro_recall": .., "macro_precision": .., "accuracy": ..,
+                      "support": flows, "missing": flows},   # from each flow's first 5 packets
+          "all": {...}                  # from all its packets; null for datasets without flows
+        },
+        "shortcut_reliance": {          # only with a perturbed evaluation (mtc_keras.perturb)
+          "ttl": {"macro_f1": .., "accuracy": .., "drop": macro_f1 - this macro_f1}, ...
+        }
       }
     }
 
@@ -47,6 +55,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
+from mtc_keras import flows
 from mtc_keras.labels import MISSING, TASKS
 
 METRICS_FILE = "metrics.json"
@@ -135,6 +144,51 @@ def evaluate_predictions(labels: Mapping[str, np.ndarray], probabilities: Mappin
         raise ValueError(f"no labels for tasks {sorted(unlabelled)}")
     return {task: task_metrics(labels[task], probabilities[task], names)
             for task, names in tasks.items() if task in probabilities}
+
+
+def summary(result: Mapping) -> dict:
+    """The macro figures of a ``task_metrics`` result, with its support and missing counts."""
+    return {key: result[key] for key in SUMMARY_KEYS + ("support", "missing")}
+
+
+def flow_metrics(labels: Mapping[str, np.ndarray], probabilities: Mapping[str, np.ndarray],
+                 flow_ids, dataset: str, *, order=None,
+                 aggregate: str = flows.DEFAULT_AGGREGATE) -> dict:
+    """Per task, the figures of the test rows judged per flow, by the rule ``mtc-classify``
+    uses (``mtc_keras.flows.flow_verdicts``): {task: {"first_5": summary, "all": summary}}
+    (``flows.FLOW_VERDICTS``), each flow's label the most common label of its rows.
+
+    ``order``: each row's position in its capture, which decides a flow's first packets; without
+    it the first-N verdicts are left out (None): the stored order of a TFDS split is not the
+    capture order.
+    """
+    tasks = TASKS[dataset]
+    out = {task: {} for task in probabilities}
+    for first in flows.FLOW_VERDICTS:
+        name = flows.verdict_name(first)
+        if first and order is None:
+            for task in out:
+                out[task][name] = None
+            continue
+        verdicts = flows.flow_verdicts(flow_ids, probabilities, first=first, order=order,
+                                       labels={t: labels[t] for t in probabilities},
+                                       aggregate=aggregate)
+        for task in out:
+            out[task][name] = summary(task_metrics(verdicts.labels[task], verdicts.guess[task],
+                                                   tasks[task]))
+    return out
+
+
+def evaluate(labels: Mapping[str, np.ndarray], probabilities: Mapping[str, np.ndarray],
+             dataset: str, *, flow_ids=None, order=None) -> dict:
+    """``evaluate_predictions`` with every task's ``per_flow`` figures (``flow_metrics``; None
+    where the rows have no flows, as CICIDS2017's, whose rows are flow records already)."""
+    metrics = evaluate_predictions(labels, probabilities, dataset)
+    per_flow = (flow_metrics(labels, probabilities, flow_ids, dataset, order=order)
+                if flow_ids is not None else {})
+    for task, result in metrics.items():
+        result["per_flow"] = per_flow.get(task)
+    return metrics
 
 
 # ----------------------------------------------------------------------------- files
@@ -227,6 +281,7 @@ def _report_markdown(metrics: Mapping[str, Mapping], run_info: Mapping) -> str:
     for task, result in metrics.items():
         lines.append(f"| {task} | " + " | ".join(_percent(result[key]) for key in SUMMARY_KEYS)
                      + f" | {result['support']} | {result['missing']} |")
+    lines += _flow_section(metrics) + _shortcut_section(metrics)
     for task, result in metrics.items():
         lines += ["", f"## {task}: per class", "",
                   "| class | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
@@ -237,6 +292,52 @@ def _report_markdown(metrics: Mapping[str, Mapping], run_info: Mapping) -> str:
                   f"![{task} confusion matrix](confusion_{task}.png) "
                   f"([counts as CSV](confusion_{task}.csv))"]
     return "\n".join(lines) + "\n"
+
+
+def _flow_section(metrics: Mapping[str, Mapping]) -> list[str]:
+    per_flow = {task: result.get("per_flow") for task, result in metrics.items()}
+    if not any(per_flow.values()):
+        return ["", "## Per flow", "",
+                "No flows: the rows of this dataset are flow records already (CICIDS2017), or "
+                "the run kept no flow ids."]
+    names = [flows.verdict_name(first) for first in flows.FLOW_VERDICTS]
+    titles = [f"first {first} packets" if first else "all packets" for first in flows.FLOW_VERDICTS]
+    lines = ["", "## Per packet and per flow (macro-F1 %, accuracy %)", "",
+             "Each test flow judged by mtc-classify's rule (mean probability of its packets) from "
+             "its first packets and from all of them; its label is that of its packets.", "",
+             "| task | per packet | " + " | ".join(f"per flow, {t}" for t in titles) + " | flows |",
+             "|---|---:|" + "---:|" * len(titles) + "---:|"]
+    for task, result in metrics.items():
+        cells = [f"{_percent(result['macro_f1'])} / {_percent(result['accuracy'])}"]
+        support = "–"
+        for name in names:
+            figures = (per_flow[task] or {}).get(name)
+            cells.append("–" if figures is None else
+                         f"{_percent(figures['macro_f1'])} / {_percent(figures['accuracy'])}")
+            if figures is not None:
+                support = figures["support"]
+        lines.append(f"| {task} | " + " | ".join(cells) + f" | {support} |")
+    return lines
+
+
+def _shortcut_section(metrics: Mapping[str, Mapping]) -> list[str]:
+    reliance = {task: result.get("shortcut_reliance") for task, result in metrics.items()}
+    if not any(reliance.values()):
+        return []
+    perturbations = list(next(r for r in reliance.values() if r))
+    lines = ["", "## Shortcut reliance (macro-F1 %, drop in points)", "",
+             "Test packets with one header field replaced by values drawn from the training "
+             "split's distribution of that field (mtc_keras.perturb).", "",
+             "| task | as stored | " + " | ".join(perturbations) + " |",
+             "|---|---:|" + "---:|" * len(perturbations)]
+    for task, result in metrics.items():
+        cells = [_percent(result["macro_f1"])]
+        for name in perturbations:
+            figures = (reliance[task] or {}).get(name)
+            cells.append("–" if figures is None else
+                         f"{_percent(figures['macro_f1'])} ({-100 * figures['drop']:+.1f})")
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def write_reports(output_dir: str, metrics: Mapping[str, Mapping], *, run_info: Mapping) -> dict:

@@ -32,6 +32,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from mtc_keras import flows, registry
 from mtc_keras.labels import TASKS
 
 LABELS_FILE = "labels.json"
@@ -61,8 +62,9 @@ def with_quantile_transform(model, quantiles, references):
 def export(model, export_dir: str, dataset: str, *, quantiles=None, thresholds=None) -> str:
     """Write the SavedModel and labels.json to export_dir; returns export_dir.
 
-    quantiles: for cicids2017, the (quantiles, references) pair of the builder's transform
-    (``mtc_keras.cicids.load_quantile_transform``); required there, refused for ISCX.
+    quantiles: for a dataset built through a quantile transform (CICIDS2017:
+    ``registry.Dataset.quantile_transform``), the (quantiles, references) pair of the builder's
+    transform (``mtc_keras.cicids.load_quantile_transform``); required there, refused elsewhere.
     thresholds: what ``fit_confidence_thresholds`` returned (on the validation split); stored
     in labels.json as ``thresholds``, where ``mtc-classify`` reads its "unknown" limits.
     """
@@ -73,13 +75,14 @@ def export(model, export_dir: str, dataset: str, *, quantiles=None, thresholds=N
     if dataset not in TASKS:
         raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(TASKS)}")
     tasks = [task for task in TASKS[dataset] if task in model.output_names]
-    if dataset == "cicids2017":
+    if registry.dataset(dataset).quantile_transform:
         if quantiles is None:
-            raise ValueError("a cicids2017 export needs quantiles=(quantiles, references): the "
+            raise ValueError(f"a {dataset} export needs quantiles=(quantiles, references): the "
                              "exported model takes raw features")
         model = with_quantile_transform(model, *quantiles)
     elif quantiles is not None:
-        raise ValueError(f"{dataset} models take packets; quantiles are only for cicids2017")
+        raise ValueError(f"{dataset} models take the builder's inputs as they are; quantiles are "
+                         "only for datasets built through a quantile transform")
     if thresholds is not None:
         thresholds = check_thresholds(thresholds, tasks)
     model = probability_model(model)  # the trained model gives logits; users get probabilities
@@ -129,22 +132,22 @@ def read_labels(export_dir: str) -> dict:
 # ------------------------------------------------------------------ "unknown" thresholds
 def fit_confidence_thresholds(labels: dict, probabilities: dict, flow_ids=None, *,
                               share: float = 0.05, flow_packets: int | None = None,
-                              aggregate: str = "mean", missing: int = -1) -> dict:
+                              aggregate: str = flows.DEFAULT_AGGREGATE, order=None,
+                              missing: int = -1) -> dict:
     """Per task, the confidence below which ``mtc-classify`` answers "unknown", fitted on
     held-out (validation) predictions: the ``share`` quantile of the confidences of the
     correctly classified examples, so that about ``share`` of them would come out unknown.
 
     labels: {task: int [n]} (``missing``, -1, where a row has no label for the task);
     probabilities: {task: float [n, classes]} (the exported model's output, softmax applied).
-    flow_ids: optional [n] flow keys (any hashable; e.g. the TFDS ``flow_id`` feature). With
-    them the examples are flows, judged as ``mtc-classify`` judges them: the flow's class by
-    ``aggregate`` ("mean", mtc-classify's default: highest mean probability; "vote": the most
-    predicted class, ties to the lower index), its confidence the mean probability of that class over its rows, its
-    label the most common label of its rows. ``flow_packets``: use only each flow's first N rows
-    (in the order given; pass rows in capture order to match ``--flow_packets N``). Without
-    flow_ids the examples are packets, the confidence the top probability.
+    flow_ids: optional [n] flow keys. With them the examples are flows, judged by
+    ``mtc_keras.flows`` exactly as ``mtc-classify`` judges them (``aggregate``, from each flow's
+    first ``flow_packets`` rows in capture ``order``: [n] positions, default the order given);
+    a flow's label is the most common label of its rows. Without flow_ids the examples are
+    packets, the confidence the top probability.
 
-    Returns the dict ``export(..., thresholds=...)`` stores in labels.json::
+    Returns the dict ``export(..., thresholds=...)`` stores in labels.json, where mtc-classify
+    reads the verdict rule it was fitted for (``flow_packets``, ``aggregate``)::
 
         {"share": 0.05, "level": "flow" | "packet", "aggregate": "mean", "flow_packets": N | None,
          "tasks": {task: {"threshold": float, "correct": int, "examples": int}}}
@@ -153,58 +156,39 @@ def fit_confidence_thresholds(labels: dict, probabilities: dict, flow_ids=None, 
     """
     if not 0.0 <= share < 1.0:
         raise ValueError(f"share must be in [0, 1), got {share}")
-    if aggregate not in ("vote", "mean"):
-        raise ValueError(f"aggregate must be 'vote' or 'mean', got {aggregate!r}")
+    flows.check_aggregate(aggregate)
     if set(labels) - set(probabilities):
         raise ValueError(f"labels for tasks {sorted(set(labels) - set(probabilities))} have no "
                          "probabilities")
     if flow_packets is not None and flow_ids is None:
         raise ValueError("flow_packets needs flow_ids")
     out = {"share": float(share), "level": "packet" if flow_ids is None else "flow",
-           "aggregate": aggregate, "flow_packets": flow_packets, "tasks": {}}
+           "aggregate": aggregate, "flow_packets": flow_packets or None, "tasks": {}}
+    verdicts = None
+    if flow_ids is not None:
+        if len(flow_ids) != len(next(iter(labels.values()), [])):
+            raise ValueError(f"{len(flow_ids)} flow_ids for {len(next(iter(labels.values())))} rows")
+        verdicts = flows.flow_verdicts(flow_ids, {t: probabilities[t] for t in labels},
+                                       first=flow_packets, aggregate=aggregate, order=order,
+                                       labels=labels, missing=missing)
     for task, y in labels.items():
         y = np.asarray(y).astype(np.int64).reshape(-1)
         p = np.asarray(probabilities[task], np.float64)
         if p.ndim != 2 or len(p) != len(y):
             raise ValueError(f"{task}: probabilities {p.shape} do not match {len(y)} labels")
-        keep = y != missing
-        if flow_ids is None:
-            y, p = y[keep], p[keep]
-            guess, confidence = p.argmax(axis=1), p.max(axis=1)
+        if verdicts is None:
+            keep = y != missing
+            y, guess, confidence = y[keep], p[keep].argmax(axis=1), p[keep].max(axis=1)
         else:
-            flows = np.asarray(flow_ids, dtype=object).reshape(-1)
-            if len(flows) != len(keep):
-                raise ValueError(f"{len(flows)} flow_ids for {len(keep)} rows")
-            y, guess, confidence = _flow_verdicts(flows[keep], y[keep], p[keep], flow_packets,
-                                                  aggregate)
+            y, guess, confidence = (verdicts.labels[task], verdicts.guess[task],
+                                    verdicts.confidence[task])
+            keep = y != missing
+            y, guess, confidence = y[keep], guess[keep], confidence[keep]
         correct = guess == y
         threshold = float(np.quantile(confidence[correct], share)) if correct.any() else 0.0
         out["tasks"][task] = {"threshold": round(threshold, 6), "correct": int(correct.sum()),
                               "examples": int(len(y))}
     return out
-
-
-def _flow_verdicts(flows, y, p, flow_packets, aggregate):
-    """(label, class, confidence) per flow, as mtc-classify would judge its (first N) rows."""
-    _, group = np.unique(flows.astype(str), return_inverse=True)
-    group = group.reshape(-1)
-    order = np.argsort(group, kind="stable")  # rows of a flow together, in the order given
-    rank = np.empty(len(group), np.int64)
-    starts = np.flatnonzero(np.diff(np.concatenate([[-1], group[order]])))
-    rank[order] = np.arange(len(order)) - np.repeat(starts, np.diff(np.append(starts, len(order))))
-    use = rank < flow_packets if flow_packets else np.ones(len(group), bool)
-    group, y, p = group[use], y[use], p[use]
-    n_flows, n_classes = int(group.max()) + 1 if len(group) else 0, p.shape[1]
-    counts = np.bincount(group, minlength=n_flows).astype(np.float64)
-    sums = np.zeros((n_flows, n_classes))
-    np.add.at(sums, group, p)
-    votes = np.zeros((n_flows, n_classes))
-    np.add.at(votes, (group, p.argmax(axis=1)), 1)
-    labels = np.zeros((n_flows, max(n_classes, int(y.max()) + 1 if len(y) else 1)))
-    np.add.at(labels, (group, y), 1)
-    guess = (votes if aggregate == "vote" else sums).argmax(axis=1)
-    confidence = sums[np.arange(n_flows), guess] / np.maximum(counts, 1)
-    return labels.argmax(axis=1), guess, confidence
 
 
 def check_thresholds(thresholds: dict, tasks) -> dict:

@@ -19,7 +19,6 @@ import dataclasses
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_datasets as tfds
 from absl import logging
 
 from mtc_keras import registry
@@ -77,6 +76,8 @@ def load_split(dataset: str, config: str, split: str, *, data_dir: str | None, b
                          f"training batch of {batch_size}")
     if num_examples == 0:
         raise ValueError(f"split {split_arg!r} of {data_builder.name}/{config} is empty")
+    import tensorflow_datasets as tfds  # here: mtc-classify imports this module, not TFDS
+
     verbosity = logging.get_verbosity()
     logging.set_verbosity(logging.ERROR)  # TFDS warns of its own use of a deprecated field
     try:
@@ -113,15 +114,38 @@ def flow_ids(dataset: str, config: str, split: str, *, data_dir: str | None,
              max_examples: int | None = None) -> np.ndarray | None:
     """The ``flow_id`` feature of a split in stored order (what ``load_split(training=False)``
     yields), as str; None for a dataset without flows (CICIDS2017 rows)."""
+    return split_features(dataset, config, split, ("flow_id",), data_dir=data_dir,
+                          max_examples=max_examples).get("flow_id")
+
+
+def iter_split_batches(dataset: str, config: str, split: str, names, *, data_dir: str | None,
+                       max_examples: int | None = None, batch_size: int = 8192):
+    """Batches ({name: numpy array}, text as str) of the features ``names`` of a split in stored
+    order (what ``load_split(training=False)`` yields); features the dataset lacks are left out."""
+    import tensorflow_datasets as tfds  # here: mtc-classify imports this module, not TFDS
+
     data_builder = registry.load(dataset, config, data_dir)
-    if "flow_id" not in data_builder.info.features:
-        return None
+    names = [name for name in names if name in data_builder.info.features]
+    if not names:
+        return
     split_arg = f"{split}[:{max_examples}]" if max_examples else split
     # Batch first, then one map per batch (see the module docstring).
-    ds = data_builder.as_dataset(split=split_arg, shuffle_files=False).batch(8192).map(
-        lambda batch: batch["flow_id"])
-    parts = [batch.astype(str) for batch in tfds.as_numpy(ds)]
-    return np.concatenate(parts) if parts else np.zeros(0, str)
+    ds = data_builder.as_dataset(split=split_arg, shuffle_files=False).batch(batch_size).map(
+        lambda batch: {name: batch[name] for name in names})
+    for batch in tfds.as_numpy(ds):
+        yield {name: value.astype(str) if value.dtype.kind in "SO" else value
+               for name, value in batch.items()}
+
+
+def split_features(dataset: str, config: str, split: str, names, *, data_dir: str | None,
+                   max_examples: int | None = None) -> dict[str, np.ndarray]:
+    """Features ``names`` of a split in stored order, whole (``iter_split_batches``)."""
+    parts: dict[str, list] = {}
+    for batch in iter_split_batches(dataset, config, split, names, data_dir=data_dir,
+                                    max_examples=max_examples):
+        for name, value in batch.items():
+            parts.setdefault(name, []).append(value)
+    return {name: np.concatenate(values) for name, values in parts.items()}
 
 
 def predict(model, split: Split, *, verbose: bool = True) -> tuple[dict, dict]:

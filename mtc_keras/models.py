@@ -264,6 +264,15 @@ def softmax(logits) -> "np.ndarray":
     return (z / z.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
+def predict_arrays(model: keras.Model, x: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
+    """{task: [n, classes] probabilities} of a logit-headed model on numpy inputs, in padded
+    batches of one shape (``mtc_keras.batching.padded_predict``: one XLA compilation)."""
+    from mtc_keras.batching import padded_predict
+
+    return padded_predict(lambda chunk: {task: softmax(value) for task, value in
+                                         model.predict_on_batch(chunk).items()}, x, batch_size)
+
+
 def probability_model(model: keras.Model) -> keras.Model:
     """``model`` with a softmax on every output: {task: probabilities}, same input and names."""
     (inp,) = model.inputs

@@ -48,7 +48,8 @@ from mtc_keras.capture import CaptureFormatError, FrameBlock, open_capture
 __all__ = [
     "VECTOR_LEN", "DROP_REASONS", "FILE_INFO", "PacketBatch", "CaptureFormatError",
     "iter_capture_batches", "process_capture", "process_frames", "process_block",
-    "mask_ports", "header_fields",
+    "mask_ports", "header_fields", "HEADER_FIELDS", "IDENTIFIER_FIELDS", "FIELD_SPANS",
+    "field_locations",
 ]
 
 VECTOR_LEN = 1500
@@ -84,6 +85,9 @@ class PacketBatch:
     packets: np.ndarray  # uint8 [N, 1500]
     flow_ids: np.ndarray  # object array of str [N], e.g. "tcp 10.0.0.1:443 10.0.0.2:51000"
     counts: dict  # read, kept, dropped_<reason> for each reason (adding up), plus FILE_INFO
+    # [N] the kept frames' rows in the FrameBlock they came from (process_block only): their
+    # timestamps, for streaming readers that need each packet's capture time
+    frames: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.packets)
@@ -129,7 +133,8 @@ def process_block(block: FrameBlock, out: np.ndarray | None = None) -> PacketBat
     counts = _empty_counts()
     counts["read"] = n
     if n == 0:
-        return PacketBatch(np.zeros((0, VECTOR_LEN), np.uint8), np.zeros(0, object), counts)
+        return PacketBatch(np.zeros((0, VECTOR_LEN), np.uint8), np.zeros(0, object), counts,
+                           np.zeros(0, np.int64))
     if out is not None and (out.shape[0] < n or out.shape[1:] != (VECTOR_LEN,) or out.dtype != np.uint8):
         raise ValueError(f"out must be uint8 [>= {n}, {VECTOR_LEN}], got {out.dtype} {out.shape}")
     data, off, cap, lt = block.data, block.offsets, block.lengths, block.linktypes
@@ -243,7 +248,7 @@ def process_block(block: FrameBlock, out: np.ndarray | None = None) -> PacketBat
             out_view[o : o + m] = src_view[s : s + m]
 
     flow_ids = _flow_ids(ip[keep], kv4, proto[keep], sport[keep], dport[keep])
-    return PacketBatch(out, flow_ids, counts)
+    return PacketBatch(out, flow_ids, counts, keep)
 
 
 def _walk_ipv6_extensions(data, rows, ip_off, ip_end, l4, proto, frag) -> np.ndarray:
@@ -388,24 +393,125 @@ def mask_ports(packets: np.ndarray) -> np.ndarray:
     """A copy of packet vectors with the TCP / UDP ports zeroed (IP version and IHL are read
     from each vector; rows that are not TCP / UDP over IP are left as they are)."""
     out = np.array(packets, np.uint8, copy=True)
-    _, _, _, l4, has_ports = _transport_fields(out)
-    rows = np.flatnonzero(has_ports)
-    out[rows[:, None], l4[rows, None] + np.arange(4)] = 0
+    for name in ("src_port", "dst_port"):
+        for rows, start, width, _ in field_locations(out, name):
+            out[rows[:, None], start[:, None] + np.arange(width)] = 0
     return out
 
 
-def header_fields(packets: np.ndarray) -> dict:
-    """Per vector: 'protocol' (6 / 17, else 0), 'src_port', 'dst_port', 'ip_length' (IPv4
-    total length, IPv6 payload length + 40: the on-the-wire size) and 'ip_id' (the IPv4
-    identification; 0 for IPv6), read from the vectors."""
+# The header fields a vector keeps after the rules above, by name: what the header probes read
+# (experiments.probe) and what the shortcut-reliance evaluation perturbs (mtc_keras.perturb).
+# One column per field whatever the IP version: IPv4 TOS and the IPv6 traffic class share
+# ``tos``, the TTL and the hop limit ``ttl``, the protocol and the next header ``protocol``.
+HEADER_FIELDS = (
+    "ip_version", "tos", "ip_length", "ip_id", "ip_flags", "ttl", "protocol",
+    "src_port", "dst_port", "tcp_data_offset", "tcp_flags", "tcp_window", "tcp_urgent",
+    "udp_length",
+)
+# Per-flow identifiers: values that name one flow (or one host's counter) rather than what its
+# application does. A classifier that reads them memorises training flows; they are in the
+# vectors, so the probes have an arm with them, labelled as such, and the shortcut-reliance
+# evaluation perturbs them.
+IDENTIFIER_FIELDS = ("tcp_seq", "tcp_ack", "ipv6_flow_label")
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldSpan:
+    """Where a named header field sits in a stored vector: ``width`` bytes from its offset, the
+    bits of a mask in them. IP fields count from the vector's start, transport fields
+    (``transport``: the protocols that have them) from the transport header, which starts
+    right after the 20-byte IPv4 or 40-byte IPv6 header (the rules cut options and extension
+    headers). ``None``: the IP version has no such field."""
+
+    ipv4: tuple[int, int] | None  # (byte offset, bit mask) in an IPv4 vector
+    ipv6: tuple[int, int] | None
+    width: int  # bytes read, big-endian
+    transport: tuple[int, ...] = ()
+
+
+# The byte layout of every named field of ``header_fields`` but the three derived ones.
+FIELD_SPANS = {
+    "tos": FieldSpan((1, 0xFF00), (0, 0x0FF0), 2),  # IPv4 byte 1; IPv6 bits 4-11
+    "ip_id": FieldSpan((4, 0xFFFF), None, 2),
+    "ip_flags": FieldSpan((6, 0xE0), None, 1),
+    "ttl": FieldSpan((8, 0xFF), (7, 0xFF), 1),
+    "ipv6_flow_label": FieldSpan(None, (1, 0x0FFFFF), 3),
+    "src_port": FieldSpan((0, 0xFFFF), (0, 0xFFFF), 2, (_TCP, _UDP)),
+    "dst_port": FieldSpan((2, 0xFFFF), (2, 0xFFFF), 2, (_TCP, _UDP)),
+    "tcp_seq": FieldSpan((4, 0xFFFFFFFF), (4, 0xFFFFFFFF), 4, (_TCP,)),
+    "tcp_ack": FieldSpan((8, 0xFFFFFFFF), (8, 0xFFFFFFFF), 4, (_TCP,)),
+    "tcp_data_offset": FieldSpan((12, 0xF0), (12, 0xF0), 1, (_TCP,)),
+    "tcp_flags": FieldSpan((12, 0x01FF), (12, 0x01FF), 2, (_TCP,)),  # NS, then CWR .. FIN
+    "tcp_window": FieldSpan((14, 0xFFFF), (14, 0xFFFF), 2, (_TCP,)),
+    "tcp_urgent": FieldSpan((18, 0xFFFF), (18, 0xFFFF), 2, (_TCP,)),
+    "udp_length": FieldSpan((4, 0xFFFF), (4, 0xFFFF), 2, (_UDP,)),
+}
+
+
+def _read_be(packets: np.ndarray, start: np.ndarray, width: int) -> np.ndarray:
+    """Big-endian ``width``-byte integers at per-row byte offsets ``start``."""
+    rows = np.arange(len(packets))[:, None]
+    parts = packets[rows, start[:, None] + np.arange(width)].astype(np.int64)
+    value = np.zeros(len(packets), np.int64)
+    for i in range(width):
+        value = value << 8 | parts[:, i]
+    return value
+
+
+def field_locations(packets: np.ndarray, name: str) -> list[tuple[np.ndarray, np.ndarray, int, int]]:
+    """Where field ``name`` sits in each vector of ``packets`` that has it: a list of
+    ``(rows, byte offsets of those rows, width, bit mask)``, one entry per IP version. What
+    ``header_fields`` reads and ``mtc_keras.perturb`` overwrites."""
+    span = FIELD_SPANS[name]
+    v4, v6, proto, l4, has_ports = _transport_fields(np.asarray(packets, np.uint8))
+    out = []
+    for where, version in ((span.ipv4, v4), (span.ipv6, v6)):
+        if where is None:
+            continue
+        offset, mask = where
+        rows = version & has_ports & np.isin(proto, span.transport) if span.transport else version
+        rows = np.flatnonzero(rows)
+        start = (l4[rows] if span.transport else np.zeros(len(rows), np.int64)) + offset
+        out.append((rows, start, span.width, mask))
+    return out
+
+
+def header_fields(packets: np.ndarray, names=None) -> dict:
+    """Named header fields per vector, int64, read from the stored vectors (0 where a row lacks
+    the field: IPv4 fields on IPv6 rows, TCP fields on UDP rows and the other way round).
+
+    The fields (``HEADER_FIELDS``, then ``IDENTIFIER_FIELDS``):
+
+    - 'ip_version' (4 / 6, else 0); 'tos' (IPv4 TOS byte, IPv6 traffic class); 'ip_length'
+      (IPv4 total length, IPv6 payload length + 40: the on-the-wire size); 'ip_id' (IPv4
+      identification); 'ip_flags' (IPv4 reserved, DF, MF as 3 bits: DF = 2, MF = 1); 'ttl' (IPv4 TTL, IPv6 hop limit); 'protocol' (6 / 17, else 0);
+    - 'src_port', 'dst_port' (TCP and UDP); 'tcp_data_offset' (always 5 after the rules);
+      'tcp_flags' (NS, CWR, ECE, URG, ACK, PSH, RST, SYN, FIN as 9 bits); 'tcp_window';
+      'tcp_urgent'; 'udp_length';
+    - identifiers: 'tcp_seq', 'tcp_ack', 'ipv6_flow_label'.
+
+    ``names``: only these fields (default: all of the above).
+    """
     packets = np.asarray(packets, np.uint8)
-    v4, v6, proto, l4, has_ports = _transport_fields(packets)
-    ports = packets[np.arange(len(packets))[:, None], l4[:, None] + np.arange(4)].astype(np.int64)
+    v4, v6, proto, _, has_ports = _transport_fields(packets)
     zero = np.zeros(len(packets), np.int64)
-    return {
-        "protocol": np.where(has_ports, proto, 0),
-        "src_port": np.where(has_ports, ports[:, 0] << 8 | ports[:, 1], zero),
-        "dst_port": np.where(has_ports, ports[:, 2] << 8 | ports[:, 3], zero),
-        "ip_length": np.where(v4, _be16(packets, 2), np.where(v6, _be16(packets, 4) + 40, zero)),
-        "ip_id": np.where(v4, _be16(packets, 4), zero),
+    fixed = {
+        "ip_version": lambda: np.where(v4, 4, np.where(v6, 6, zero)),
+        "ip_length": lambda: np.where(v4, _be16(packets, 2),
+                                      np.where(v6, _be16(packets, 4) + 40, zero)),
+        "protocol": lambda: np.where(has_ports, proto, 0),
     }
+    out = {}
+    for name in (HEADER_FIELDS + IDENTIFIER_FIELDS) if names is None else names:
+        if name in fixed:
+            out[name] = fixed[name]()
+            continue
+        if name not in FIELD_SPANS:
+            raise ValueError(f"unknown header field {name!r}; expected one of "
+                             f"{list(HEADER_FIELDS + IDENTIFIER_FIELDS)}")
+        value = zero.copy()
+        for rows, start, width, mask in field_locations(packets, name):
+            shift = (mask & -mask).bit_length() - 1  # the mask's lowest bit
+            value[rows] = (_read_be(packets[rows], start, width) & mask) >> shift
+        out[name] = value
+    return out

@@ -1,6 +1,6 @@
 """mtc-classify on live traffic: captures streamed on stdin through real pipes, early per-flow
 verdicts, idle timeouts and evictions, JSON lines, and the "unknown" answer whose thresholds
-travel with the export; capture.Capture.from_stream and the frames' timestamps.
+travel with the export; capture.Capture reading a stream and the frames' timestamps.
 
 One tiny (untrained) ISCX model is exported once for the module: a real SavedModel, run by the
 real command (subprocesses for the pipes, in-process ``classify.classify`` elsewhere).
@@ -21,7 +21,8 @@ import time
 import numpy as np
 import pytest
 
-from mtc_keras import capture, classify, demo_data, export, packets
+from mtc_keras import capture, classify, export, packets, synthetic
+from mtc_keras.capture_writer import LINKTYPE_RAW, pcap_bytes  # pcap_bytes(records of (seconds, frame), nano=)
 from mtc_keras.labels import TASKS
 from tests.conftest import REPO_ROOT, SHARED_DATA
 
@@ -49,16 +50,6 @@ def udp_frame(client: int, size: int = 40, server: int = 1) -> bytes:
 ARP = b"\xff" * 6 + b"\x02\0\0\0\0\x01" + b"\x08\x06" + bytes(28)
 
 
-def pcap_bytes(records, nano: bool = False) -> bytes:
-    """A pcap of (time in seconds, frame) records."""
-    out = [struct.pack("<IHHiIII", 0xA1B23C4D if nano else 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
-    scale = 1_000_000_000 if nano else 1_000_000
-    for t, fr in records:
-        whole = int(t)
-        out.append(struct.pack("<IIII", whole, round((t - whole) * scale), len(fr), len(fr)) + fr)
-    return b"".join(out)
-
-
 def flow_key(client: int, server: int = 1) -> str:
     return f"udp 10.0.0.{client}:{40000 + client} 10.9.0.{server}:443"
 
@@ -66,7 +57,7 @@ def flow_key(client: int, server: int = 1) -> str:
 @pytest.fixture(scope="module")
 def demo_capture(tmp_path_factory):
     root = tmp_path_factory.mktemp("captures")
-    (path,) = demo_data.write_demo_captures(root, packets_per_file=40, captures=[DEMO_CAPTURE])
+    (path,) = synthetic.write_demo_captures(root, packets_per_file=40, captures=[DEMO_CAPTURE])
     return path
 
 
@@ -185,7 +176,7 @@ def test_a_stream_cut_mid_record_keeps_what_came_before_and_prints_the_counts(ex
     data = demo_capture.read_bytes()
     whole = packets.process_capture(demo_capture)
     cut = len(data) * 2 // 3
-    with capture.Capture.from_stream(io.BytesIO(data[:cut])) as cap:  # what came before the cut
+    with capture.Capture(io.BytesIO(data[:cut])) as cap:  # what came before the cut
         blocks = list(cap.blocks())
         assert cap.stats.truncated
     frames = sum(len(b) for b in blocks)
@@ -306,6 +297,18 @@ def test_csv_with_output_writes_packet_rows_and_flow_rows_beside_them(exported, 
     assert sum(int(r["packets"]) for r in flows) == len(rows)
 
 
+def test_a_raw_ip_vpn_demo_capture_is_classified_packet_by_packet(exported, tmp_path):
+    """VPN captures are raw IP (link type 101): every kept packet gets a verdict, in its flow."""
+    (path,) = synthetic.write_demo_captures(tmp_path / "vpn", packets_per_file=40, captures=["vpn_aim_chat1a.pcap"])
+    with capture.Capture(path) as cap:
+        assert {lt for lt, _ in cap} == {LINKTYPE_RAW}
+    objects, counts = classify_in_process(exported["plain"], path, tmp_path)
+    batch = packets.process_capture(path)
+    assert len(batch) > 10
+    assert [o["flow"] for o in objects if o["type"] == "packet"] == list(batch.flow_ids)
+    assert {o["flow"] for o in objects if o["type"] == "flow"} == set(batch.flow_ids)
+
+
 def test_a_folder_is_every_capture_in_it_in_name_order(exported, demo_capture, tmp_path):
     folder = tmp_path / "ring"
     folder.mkdir()
@@ -343,6 +346,33 @@ def test_unknown_is_reported_below_the_threshold_that_travels_with_the_export(ex
     assert all(o["traffic"] == "unknown" and o["app"] != "unknown" for o in flows)
     with pytest.raises(ValueError, match="no task 'color'"):
         classify_in_process(exported["plain"], demo_capture, tmp_path, min_confidence="color=0.5")
+
+
+def test_the_export_sets_the_verdict_rule_its_thresholds_were_fitted_with(exported, demo_capture,
+                                                                       tmp_path, capsys):
+    """Thresholds fitted on the first N packets of each flow (every run's export fits them on
+    the first 5) are applied to the first N packets by default; asking for another rule warns."""
+    import shutil
+
+    early = tmp_path / "early"
+    shutil.copytree(exported["fitted"], early)
+    description = json.loads((early / "labels.json").read_text())
+    description["thresholds"]["flow_packets"] = 2  # the demo capture's flows are short
+    (early / "labels.json").write_text(json.dumps(description))
+    objects, counts = classify_in_process(str(early), demo_capture, tmp_path)
+    flows_ = [o for o in objects if o["type"] == "flow"]
+    assert max(o["packets"] for o in flows_) == 2 and any(o["reason"] == "packets" for o in flows_)
+    assert counts["not_classified"] > 0
+    assert "warning" not in capsys.readouterr().err
+    objects, _ = classify_in_process(str(early), demo_capture, tmp_path, flow_packets=0)
+    assert max(o["packets"] for o in objects if o["type"] == "flow") > 2
+    err = capsys.readouterr().err
+    assert "warning: the export's unknown thresholds were fitted on verdicts from the first 2" in err
+    assert "--flow_packets 0 (all packets)" in err
+    # without thresholds there is no rule to follow: whole flows, no warning
+    objects, _ = classify_in_process(exported["plain"], demo_capture, tmp_path)
+    assert all(o["reason"] == "end" for o in objects if o["type"] == "flow")
+    assert "warning" not in capsys.readouterr().err
 
 
 def test_fit_confidence_thresholds_packets_and_flows():
@@ -399,14 +429,14 @@ class _Pipe(io.RawIOBase):
 
 
 @pytest.mark.parametrize("nano", [False, True])
-def test_from_stream_reads_a_pipe_like_the_file_with_timestamps(tmp_path, nano):
+def test_a_stream_reads_like_the_file_with_timestamps(tmp_path, nano):
     records = [(T0 + i * 0.25 + 1e-6, udp_frame(1 + i % 3, size=10 * i)) for i in range(50)]
     data = pcap_bytes(records, nano=nano)
     path = tmp_path / "x.pcap"
     path.write_bytes(data)
     with capture.Capture(path) as cap:
         from_file = list(cap.blocks())
-    with capture.Capture.from_stream(_Pipe(data, 7), chunk_size=64) as cap:
+    with capture.Capture(_Pipe(data, 7), chunk_size=64) as cap:
         streamed = list(cap.blocks())
         assert not cap.stats.incomplete and cap.stats.format == "pcap"
     assert len(streamed) > 1  # frames came out as they arrived, not in one block
@@ -431,7 +461,7 @@ def test_pcapng_timestamps_follow_the_interface_resolution():
 
     spb = block(3, struct.pack("<I", len(fr)) + fr)
     data = block(0x0A0D0D0A, shb) + idb_us + idb_ns + epb(0, us) + epb(1, ns) + spb
-    with capture.Capture.from_stream(io.BytesIO(data)) as cap:
+    with capture.Capture(io.BytesIO(data)) as cap:
         (blk,) = list(cap.blocks())
     assert blk.timestamps[0] == pytest.approx(us / 1e6, abs=1e-6)
     assert blk.timestamps[1] == pytest.approx(ns / 1e9, abs=1e-6)

@@ -140,6 +140,37 @@ def test_write_reports_writes_every_file(tmp_path):
         assert f"(confusion_{task}.csv)" in report
 
 
+def test_reports_put_per_flow_and_shortcut_figures_beside_the_per_packet_ones(tmp_path):
+    # Two flows: f (3 packets, app 0) and g (2 packets, app 1). Packet 2 of f is wrong; f's
+    # first two packets say class 0, and its mean over all three still does.
+    labels = {"app": np.array([0, 0, 0, 1, 1]), "malware": np.array([0, 0, 0, 1, 1])}
+    p = np.array([[0.9, 0.1], [0.8, 0.2], [0.4, 0.6], [0.3, 0.7], [0.45, 0.55]])
+    app = np.zeros((5, len(TASKS["ustc_tfc2016"]["app"])))
+    app[:, :2] = p
+    probabilities = {"app": app, "malware": p}
+    metrics = evaluation.evaluate(labels, probabilities, "ustc_tfc2016",
+                                  flow_ids=np.array(list("fffgg"), object), order=np.arange(5))
+    assert metrics["app"]["accuracy"] == pytest.approx(4 / 5)
+    assert metrics["app"]["per_flow"]["all"] == {
+        "macro_f1": 1.0, "macro_recall": 1.0, "macro_precision": 1.0, "accuracy": 1.0,
+        "support": 2, "missing": 0}
+    assert metrics["malware"]["per_flow"]["first_5"]["support"] == 2
+    metrics["app"]["shortcut_reliance"] = {"ttl": {"macro_f1": 0.5, "accuracy": 0.6,
+                                                   "drop": metrics["app"]["macro_f1"] - 0.5}}
+    run_info = {"model": "probe_header_gbt", "dataset": "ustc_tfc2016", "dataset_config": "flow_split"}
+    evaluation.write_reports(str(tmp_path), metrics, run_info=run_info)
+    assert evaluation.read_metrics(str(tmp_path))["app"]["per_flow"]["first_5"]["accuracy"] == 1.0
+    report = (tmp_path / "report.md").read_text()
+    packet_f1 = 100 * metrics["app"]["macro_f1"]
+    assert f"| app | {packet_f1:.2f} / 80.00 | 100.00 / 100.00 | 100.00 / 100.00 | 2 |" in report
+    assert "## Shortcut reliance" in report
+    assert f"| app | {packet_f1:.2f} | 50.00 ({-(packet_f1 - 50):+.1f}) |" in report
+    # rows without flows (CICIDS2017 flow records): the report says so
+    evaluation.write_reports(str(tmp_path / "cicids"), _cicids_metrics(),
+                             run_info={"model": "mtc", "dataset": "cicids2017", "dataset_config": "clean"})
+    assert "No flows" in (tmp_path / "cicids" / "report.md").read_text()
+
+
 def test_write_reports_rejects_incomplete_run_info(tmp_path):
     metrics = _cicids_metrics()
     with pytest.raises(ValueError, match="dataset_config"):

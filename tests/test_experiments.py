@@ -19,7 +19,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from mtc_keras import demo_data, inputs, packets, registry
+from mtc_keras import inputs, packets, registry, synthetic
 from mtc_keras.labels import MISSING, TASKS
 from tests.conftest import REPO_ROOT, SHARED_DATA
 
@@ -60,7 +60,7 @@ def demo(tmp_path_factory):
     """Small demo captures and their TFDS flow_split dataset."""
     root = tmp_path_factory.mktemp("demo")
     captures = root / "captures"
-    demo_data.write_demo_captures(captures, packets_per_file=16)
+    synthetic.write_demo_captures(captures, packets_per_file=16)
     inputs.configure_tensorflow()
     registry.prepare("iscx", "flow_split", str(root / "tfds"), manual_dir=str(captures))
     return root
@@ -75,7 +75,7 @@ def run(demo):
         "-m", "experiments.iscx", "--model=mtc", "--dataset_config=flow_split",
         f"--data_dir={demo / 'tfds'}", f"--output_dir={output_dir}", "--epochs=2",
         f"--batch_size={BATCH}", "--max_train_examples=160", "--verbose=2",
-        f"--model_overrides={json.dumps(TINY_MTC)}",
+        f"--model_overrides={json.dumps(TINY_MTC)}", "--perturb",
     ]
     first = _python(*flags, "--stop_after_epochs=1", check=False)
     log_after_kill = _rows(output_dir / "training_log.csv")
@@ -215,8 +215,27 @@ def test_run_writes_metrics_report_and_plots_for_the_whole_test_split(run, demo)
             data = (output / name).read_bytes()
             assert data.startswith(b"\x89PNG") and len(data) > 1000
         assert (output / f"confusion_{task}.csv").stat().st_size > 0
+        # per flow beside per packet: every test flow judged once, from its first 5 packets
+        # (the builder's capture positions) and from all of them
+        test_flows = inputs.flow_ids("iscx", "flow_split", "test", data_dir=str(demo / "tfds"))
+        for verdict in ("first_5", "all"):
+            figures = result["per_flow"][verdict]
+            assert figures["support"] + figures["missing"] == len(set(test_flows.tolist()))
     report = (output / "report.md").read_text()
     assert "flow_split" in report and "app" in report
+    assert "## Per packet and per flow" in report
+    # --perturb: each header field redrawn from train, one at a time, on the test split
+    from mtc_keras import perturb
+
+    for task in TASKS["iscx"]:
+        reliance = metrics[task]["shortcut_reliance"]
+        assert list(reliance) == list(perturb.PERTURBATIONS)
+        for figures in reliance.values():
+            assert figures["drop"] == pytest.approx(metrics[task]["macro_f1"] - figures["macro_f1"])
+    assert "## Shortcut reliance" in report
+    # the export's thresholds were fitted for mtc-classify's default rule: first 5, mean
+    thresholds = json.loads((output / "export" / "labels.json").read_text())["thresholds"]
+    assert (thresholds["level"], thresholds["flow_packets"], thresholds["aggregate"]) == ("flow", 5, "mean")
     assert f"Report: {output / 'report.md'}" in run["second"].stdout
     assert (output / "checkpoints" / "best.weights.h5").exists()
     if importlib.util.find_spec("tensorboard"):
@@ -339,9 +358,10 @@ def classified(run, demo, tmp_path_factory):
     shared = sorted(p for p in (SHARED_DATA / "pcaps").glob("*") if p.suffix in (".pcap", ".pcapng")) \
         if (SHARED_DATA / "pcaps").is_dir() else []
     output = tmp_path_factory.mktemp("classify") / "predictions.csv"
-    # Majority vote and no "unknown" (the checks below compare flows with packet votes).
+    # Every packet, majority vote and no "unknown" (the checks below compare flows with
+    # packet votes); by default the export's rule would judge flows from their first 5 packets.
     args = ["-m", "mtc_keras.classify", f"--model={run['dir'] / 'export'}",
-            f"--output={output}", "--aggregate=vote", "--min_confidence=0"] + [
+            f"--output={output}", "--flow_packets=0", "--aggregate=vote", "--min_confidence=0"] + [
         f"--pcap={p}" for p in [capture, *shared]]
     result = _python(*args)
     return {"capture": capture, "shared": shared, "result": result, "packets": _rows(output),
@@ -449,10 +469,21 @@ def test_demo_command_runs_every_step_and_says_where_the_report_is(tmp_path):
                      "--packets_per_file=16")
     out = result.stdout
     for step in ("1. Writing demo captures", "2. Building the TFDS dataset", "3. Training MTC",
-                 "4. Classifying a demo capture"):
+                 "4. The shortcut probes", "5. MTC beside the probes",
+                 "6. Classifying a demo capture"):
         assert step in out
-    assert out.strip().splitlines()[-1] == f"Report: {tmp_path / 'demo' / 'report.md'}"
-    assert "Test-split macro-F1: app " in out
+    assert out.strip().splitlines()[-1] == (
+        f"Report (MTC, then the probes): {tmp_path / 'demo' / 'report.md'}")
+    assert "Test-split app macro-F1: MTC " in out and "strongest probe (probe_header_gbt" in out
+    # the report holds MTC's row with the probes' rows under it, on the same split
+    report = (tmp_path / "demo" / "report.md").read_text()
+    section = report[report.index("## Beside the shortcut probes"):]
+    rows = [line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| ")]
+    assert rows == ["model", "mtc", "probe_header_gbt", "probe_logreg_bytes", "probe_ports_length"]
+    metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())
+    assert f"| mtc | {metrics['app']['macro_f1']:.3f} |" in section
+    probe = json.loads((tmp_path / "demo" / "probes" / "probe_header_gbt" / "metrics.json").read_text())
+    assert probe["run"]["dataset_config"] == "flow_split" and probe["run"]["fit"]["app"]["train_accuracy"] > 0
     assert (tmp_path / "demo" / "export" / "saved_model.pb").exists()
     flows = _rows(tmp_path / "demo" / "classify" / "predictions_flows.csv")
     assert flows and {row["capture"] for row in flows} == {DEMO_CAPTURE}

@@ -162,11 +162,11 @@ def test_presets_follow_the_paper():
     encoders = [layer.name for layer in iscx.layers if isinstance(layer, TransformerEncoder)]
     assert [sum(name.startswith(f"transformer_s{s}_") for name in encoders)
             for s in (1, 2, 3)] == [1, 5, 6]
-    # USTC-TFC2016 bytes go through a table per byte value (ISCX keeps scaled bytes until real
-    # ISCX captures measure it; CICIDS2017's quantiles are not bytes).
+    # Packet bytes go through a table per byte value (measured on real USTC-TFC2016 and ISCX
+    # captures); CICIDS2017's quantiles are not bytes.
     ustc = models.build_model("mtc", "ustc_tfc2016")
     assert ustc.get_layer("transformer_embedding").bytes.embeddings.shape == (256, 16)
-    assert iscx.get_layer("transformer_embedding").byte_embedding == 0
+    assert iscx.get_layer("transformer_embedding").bytes.embeddings.shape == (256, 16)
     cicids = models.build_model("mtc", "cicids2017")
     assert cicids.get_layer("transformer_embedding").output.shape == (None, 7, 7)
     assert cicids.get_layer("transformer_embedding").byte_embedding == 0

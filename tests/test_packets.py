@@ -19,7 +19,8 @@ from scapy.utils import RawPcapReader
 from mtc_keras import packets
 from mtc_keras.packets import (DROP_REASONS, VECTOR_LEN, CaptureFormatError, header_fields,
                                iter_capture_batches, mask_ports, process_capture, process_frames)
-from tests.oracles import eth, ng_epb, ng_idb, ng_shb, scapy_vector, write_pcap
+from mtc_keras.testing import scapy_vector
+from tests.oracles import eth, ng_epb, ng_idb, ng_shb, write_pcap
 
 TCP_OPTS = [("MSS", 1460), ("NOP", None), ("WScale", 7), ("NOP", None), ("NOP", None),
             ("Timestamp", (1, 2))]
@@ -298,6 +299,47 @@ def test_mask_ports_and_header_fields_read_the_vectors():
     assert np.array_equal(masked[0, unchanged], batch.packets[0, unchanged])
     assert batch.packets[0, 20:24].any()  # the input is not modified
     assert header_fields(masked)["src_port"].tolist() == [0, 0]
+
+
+def test_every_named_header_field_reads_back_from_ipv4_and_ipv6_tcp_and_udp_vectors():
+    frames = [
+        eth() / IP(src="10.0.0.1", dst="10.0.0.2", tos=0x28, id=4321, flags="DF", ttl=57)
+        / TCP(sport=443, dport=51000, seq=123456789, ack=987654321, flags="PA", window=29200,
+              urgptr=7, options=TCP_OPTS) / Raw(PAYLOAD),
+        eth() / IP(src="10.0.0.1", dst="10.0.0.2", tos=0xB8, id=77, flags="MF", ttl=128)
+        / UDP(sport=3478, dport=50000) / Raw(PAYLOAD[:30]),
+        build_v6([IPv6ExtHdrHopByHop()], TCP(sport=22, dport=40000, seq=5, ack=6, flags="SA",
+                                             window=65535) / Raw(PAYLOAD[:10])),
+        build_v6([], UDP(sport=443, dport=61000) / Raw(PAYLOAD[:12])),
+    ]
+    frames[2][IPv6].tc = 0x2E  # set after building: scapy recomputes nothing for tc
+    batch = process_frames([(1, bytes(frame)) for frame in frames])
+    fields = header_fields(batch.packets)
+    assert list(fields) == list(packets.HEADER_FIELDS + packets.IDENTIFIER_FIELDS)
+    expected = {
+        "ip_version": [4, 4, 6, 6],
+        "tos": [0x28, 0xB8, 0x2E, 0],
+        "ip_length": [20 + 40 + 100, 20 + 8 + 30, 40 + 8 + 20 + 10, 40 + 8 + 12],  # on the wire
+        "ip_id": [4321, 77, 0, 0],
+        "ip_flags": [2, 1, 0, 0],  # DF, MF
+        "ttl": [57, 128, 33, 33],  # TTL, hop limit
+        "protocol": [6, 17, 6, 17],  # IPv6: the next header after the extension header
+        "src_port": [443, 3478, 22, 443],
+        "dst_port": [51000, 50000, 40000, 61000],
+        "tcp_data_offset": [5, 0, 5, 0],  # options cut
+        "tcp_flags": [0x18, 0, 0x12, 0],  # PSH ACK; SYN ACK
+        "tcp_window": [29200, 0, 65535, 0],
+        "tcp_urgent": [7, 0, 0, 0],
+        "udp_length": [0, 8 + 30, 0, 8 + 12],
+        "tcp_seq": [123456789, 0, 5, 0],
+        "tcp_ack": [987654321, 0, 6, 0],
+        "ipv6_flow_label": [0, 0, 0x12345, 0x12345],
+    }
+    for name, values in expected.items():
+        assert fields[name].tolist() == values, name
+    assert list(header_fields(batch.packets, ["ttl", "udp_length"])) == ["ttl", "udp_length"]
+    with pytest.raises(ValueError, match="unknown header field 'mss'"):
+        header_fields(batch.packets, ["mss"])
 
 
 def test_batches_stream_the_file_with_bounded_sizes(tmp_path):
