@@ -13,9 +13,10 @@ One run, in ``--output_dir`` (file names: ``mtc_keras.training`` and ``mtc_keras
 
 Training follows the paper's §4.1.3 (``mtc_keras.training``): Adam with L2 weight decay
 (``--optimizer=adam_l2``, as PyTorch's ``Adam(weight_decay=...)``; ``adamw`` for decoupled
-decay), an optional linear warmup (``--warmup_steps``), ReduceLROnPlateau (factor 0.1, patience
-10) and EarlyStopping (patience 20), all on the validation loss; the test split is touched only
-once, after training, by the final evaluation.
+decay), a linear warmup (``--warmup_steps``), optionally a cosine decay over the run
+(``--schedule=cosine``), ReduceLROnPlateau (factor 0.1, patience 10) and EarlyStopping (patience
+20), all on the validation loss; the defaults are ``mtc_keras.training``'s, the one place they
+live. The test split is touched only once, after training, by the final evaluation.
 
 Flags: ``define_flags()`` defines them when an entry point runs (``experiments.iscx`` etc. call
 it before ``app.run``), never at import, so modules with flags of the same name (``--data_dir``
@@ -65,6 +66,9 @@ def _define_flags() -> None:
                        "Initial (base) learning rate (the paper's flagfiles set its 1e-3).")
     flags.DEFINE_float("weight_decay", training.DEFAULT_WEIGHT_DECAY,
                        "Weight decay (L2 factor for adam_l2).")
+    flags.DEFINE_enum(
+        "schedule", training.DEFAULT_SCHEDULE, training.SCHEDULES, "After the warmup: a constant "
+        "rate (which ReduceLROnPlateau lowers), or a cosine decay to 0 over --epochs.")
     flags.DEFINE_integer(
         "warmup_steps", training.DEFAULT_WARMUP_STEPS, "Linear learning-rate warmup over this "
         "many optimizer steps (0: none); ReduceLROnPlateau scales the rate it warms up to.",
@@ -220,16 +224,21 @@ def set_up(run: Run) -> Run:
     return run
 
 
-def build_and_compile(run: Run):
-    """(compiled model, the build_model overrides the flags asked for)."""
+def build(run: Run):
+    """(the model, the build_model overrides the flags asked for)."""
     from mtc_keras import models
 
     overrides = model_overrides(run)
-    model = models.build_model(run.model, run.dataset, **overrides)
+    return models.build_model(run.model, run.dataset, **overrides), overrides
+
+
+def compile_for(model, run: Run, steps_per_epoch: int) -> None:
+    """The recipe of the flags (mtc_keras.training's defaults); ``--schedule=cosine`` decays
+    the rate to 0 over the run's ``--epochs`` of ``steps_per_epoch`` steps."""
+    decay_steps = run.epochs * steps_per_epoch if run.schedule == "cosine" else 0
     training.compile_model(model, optimizer=run.optimizer, learning_rate=run.learning_rate,
                            weight_decay=run.weight_decay, warmup_steps=run.warmup_steps,
-                           jit_compile=run.jit_compile)
-    return model, overrides
+                           decay_steps=decay_steps, jit_compile=run.jit_compile)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -289,7 +298,8 @@ def run_info(run: Run, model, overrides: dict, data: Data, fitted: Fitted) -> di
         "early_stopped": fitted.early_stopped,
         "batch_size": run.batch_size, "optimizer": run.optimizer,
         "learning_rate": run.learning_rate, "weight_decay": run.weight_decay,
-        "warmup_steps": run.warmup_steps, "loss_weights": dict(model.loss_weights),
+        "warmup_steps": run.warmup_steps, "schedule": run.schedule,
+        "loss_weights": dict(model.loss_weights),
         "seed": run.seed, "jit_compile": run.jit_compile,
         "distribution": run.distribution, "precision": run.precision,
         "overrides": {k: v for k, v in overrides.items() if k != "loss_weights"},
@@ -359,9 +369,10 @@ def train_and_evaluate(run: Run) -> str:
 
     if run.perturb and not registry.dataset(run.dataset).packets:
         raise ValueError(f"--perturb redraws packet header fields; {run.dataset} has no packets")
-    model, overrides = build_and_compile(run)
+    model, overrides = build(run)
     tasks = tuple(task for task in registry.DATASETS[run.dataset].tasks if task in model.output_names)
     data = load_data(run, tasks)
+    compile_for(model, run, data.train.steps)
     fitted = fit(model, run, data)
     model = distribution.local_model(model)  # multi-host: evaluate and export in-process
     training.restore_best(model, run.output_dir)  # the best epoch by val_loss, across resumes

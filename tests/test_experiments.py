@@ -75,7 +75,8 @@ def run(demo):
         "-m", "experiments.iscx", "--model=mtc", "--dataset_config=flow_split",
         f"--data_dir={demo / 'tfds'}", f"--output_dir={output_dir}", "--epochs=2",
         f"--batch_size={BATCH}", "--max_train_examples=160", "--verbose=2",
-        f"--model_overrides={json.dumps(TINY_MTC)}", "--perturb",
+        f"--model_overrides={json.dumps(TINY_MTC)}", "--perturb", "--schedule=cosine",
+        "--warmup_steps=5",
     ]
     first = _python(*flags, "--stop_after_epochs=1", check=False)
     log_after_kill = _rows(output_dir / "training_log.csv")
@@ -194,8 +195,12 @@ def test_killed_run_resumes_after_its_last_finished_epoch(run):
     model = _load_keras_model(run["dir"] / "model.keras")
     steps_per_epoch = 160 // BATCH
     assert int(model.optimizer.iterations.numpy()) == 2 * steps_per_epoch
+    # --schedule=cosine: the rate decays to 0 over the run's --epochs, across the resume
+    assert model.optimizer.decay_steps == 2 * steps_per_epoch
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)
     info = json.loads((run["dir"] / "metrics.json").read_text())["run"]
     assert info["resumed_after_epoch"] == 1 and info["epochs_trained"] == 2
+    assert info["schedule"] == "cosine" and info["learning_rate"] == 2e-3
 
 
 def test_run_writes_metrics_report_and_plots_for_the_whole_test_split(run, demo):
