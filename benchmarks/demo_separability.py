@@ -44,40 +44,50 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _learners(seed: int) -> dict:
-    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    """{name: (feature set, unfitted learner, whether it stops early on the validation split)}."""
+    from sklearn.ensemble import RandomForestClassifier
     from sklearn.neighbors import KNeighborsClassifier
 
-    # Trees as the probes fit them (experiments.probe: lr 0.05 and l2 1.0 do not diverge).
-    trees = HistGradientBoostingClassifier(max_iter=500, learning_rate=0.05,
-                                           l2_regularization=1.0, early_stopping=True,
-                                           random_state=seed)  # X_val: the validation split
+    from experiments.probe import PROBES
+
+    header_trees = PROBES["header_gbt"]
     return {
-        "trees on header fields + first 160 bytes": ("fields_head", trees),
+        # The probes' own trees (settings and early stopping), on more columns.
+        "trees on header fields + first 160 bytes": (
+            "fields_head", header_trees.make(seed, True), header_trees.early_stopping),
         "random forest on header fields + first 160 bytes": (
-            "fields_head", RandomForestClassifier(n_estimators=300, n_jobs=-1, random_state=seed)),
+            "fields_head", RandomForestClassifier(n_estimators=300, n_jobs=-1, random_state=seed),
+            False),
         "1-nearest neighbour on whole vectors (Hamming)": (
-            "vectors", KNeighborsClassifier(1, metric="hamming", n_jobs=-1)),
+            "vectors", KNeighborsClassifier(1, metric="hamming", n_jobs=-1), False),
         "5-nearest neighbours on whole vectors (Hamming)": (
-            "vectors", KNeighborsClassifier(5, metric="hamming", n_jobs=-1)),
+            "vectors", KNeighborsClassifier(5, metric="hamming", n_jobs=-1), False),
     }
 
 
 def _features(packets: np.ndarray) -> dict[str, np.ndarray]:
-    from mtc_keras.packets import HEADER_FIELDS, header_fields
+    """The probe's header columns (experiments.probe.probe_features), the same plus the first
+    HEAD_BYTES bytes, and the whole vectors."""
+    from experiments.probe import probe_features
 
-    fields = header_fields(packets, HEADER_FIELDS)
-    header = np.stack([fields[f] for f in HEADER_FIELDS], axis=1).astype(np.float32)
-    return {"fields_head": np.concatenate([header, packets[:, :HEAD_BYTES].astype(np.float32)], 1),
+    header = probe_features(packets, ("header",))["header"]
+    return {"header": header,
+            "fields_head": np.concatenate([header, packets[:, :HEAD_BYTES]], 1).astype(np.float32),
             "vectors": packets}
 
 
 def _load(builder) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{split: (vectors, app labels)} of the rows that have an app label; says how many do not."""
     import tensorflow_datasets as tfds
+
+    from mtc_keras.labels import MISSING
 
     out = {}
     for split in ("train", "validation", "test"):
         batch = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
-        keep = batch["app"] >= 0  # rows without an app label (MISSING) are not scored
+        keep = batch["app"] != MISSING
+        if not keep.all():
+            print(f"{split}: {int((~keep).sum())} packets without an app label left out")
         out[split] = (batch["packet"][keep], batch["app"][keep].astype(np.int64))
     return out
 
@@ -97,15 +107,13 @@ def main(argv=None) -> int:
 
     train_f, val_f, test_f = _features(train_x), _features(val_x), _features(test_x)
     results = {}
-    header = lambda x: probe.probe_features(x, ("header",))["header"]  # noqa: E731
-    fitted = probe.fit_task(probe.PROBES["header_gbt"], header(train_x), train_y, header(val_x),
-                            val_y, seed=args.seed)  # exactly as experiments.probe fits it
+    fitted = probe.fit_task(probe.PROBES["header_gbt"], train_f["header"], train_y,
+                            val_f["header"], val_y, seed=args.seed)  # as experiments.probe fits it
     results["probe_header_gbt (the strongest probe)"] = evaluation.task_metrics(
-        test_y, fitted.predict(header(test_x)), names)
-    for name, (features, learner) in _learners(args.seed).items():
+        test_y, fitted.predict(test_f["header"]), names)
+    for name, (features, learner, stops_early) in _learners(args.seed).items():
         start = time.perf_counter()
-        # The trees stop on the validation split, as the probes' trees do.
-        stop = {"X_val": val_f[features], "y_val": val_y} if "trees" in name else {}
+        stop = {"X_val": val_f[features], "y_val": val_y} if stops_early else {}
         learner.fit(train_f[features], train_y, **stop)
         train_accuracy = float(np.mean(learner.predict(train_f[features]) == train_y))
         results[name] = evaluation.task_metrics(test_y, learner.predict(test_f[features]), names)

@@ -181,7 +181,7 @@ def build(name: str, args, steps: int):
                                                       if k in config})
     recipe = {"optimizer": args.optimizer, "learning_rate": args.learning_rate,
               "weight_decay": args.weight_decay, "warmup_steps": args.warmup_steps,
-              "decay_steps": steps if args.schedule == "cosine" else 0}
+              "decay_steps": training.decay_steps_for(args.schedule, steps)}
     if not args.probability_heads:
         return model, training.compile_model(model, **recipe)
     # The pre-logits recipe, for the A/B table: softmax inside, cross-entropy on probabilities.

@@ -235,10 +235,11 @@ def build(run: Run):
 def compile_for(model, run: Run, steps_per_epoch: int) -> None:
     """The recipe of the flags (mtc_keras.training's defaults); ``--schedule=cosine`` decays
     the rate to 0 over the run's ``--epochs`` of ``steps_per_epoch`` steps."""
-    decay_steps = run.epochs * steps_per_epoch if run.schedule == "cosine" else 0
     training.compile_model(model, optimizer=run.optimizer, learning_rate=run.learning_rate,
                            weight_decay=run.weight_decay, warmup_steps=run.warmup_steps,
-                           decay_steps=decay_steps, jit_compile=run.jit_compile)
+                           decay_steps=training.decay_steps_for(run.schedule,
+                                                                run.epochs * steps_per_epoch),
+                           jit_compile=run.jit_compile)
 
 
 @dataclasses.dataclass(frozen=True)

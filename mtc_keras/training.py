@@ -124,6 +124,14 @@ SCHEDULES = ("constant", "cosine")
 DEFAULT_SCHEDULE = "constant"
 
 
+def decay_steps_for(schedule: str, total_steps: int) -> int:
+    """``WarmupAdam``'s ``decay_steps`` for ``schedule`` over a run of ``total_steps``: the
+    cosine decays to 0 at the run's last step; a constant rate never decays (0)."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}: expected one of {SCHEDULES}")
+    return int(total_steps) if schedule == "cosine" else 0
+
+
 @keras.saving.register_keras_serializable(package="mtc_keras")
 class WarmupAdam(keras.optimizers.Adam):
     """Adam with an optional L2 term, decoupled weight decay and linear learning-rate warmup.
