@@ -20,8 +20,11 @@ which fixes its steps, and the baselines train MTC's number of steps, so all mod
 same examples. Each model is evaluated on the validation split ``--evals`` times along the way
 (its learning curve) and once on the test split at the end: per packet, per flow (each test
 flow judged from its first 5 packets and from all of them, by ``mtc_keras.flows``, the rule
-``mtc-classify`` uses) and, with ``--perturb``, with one header field at a time redrawn from
-the training split (``mtc_keras.perturb``: shortcut reliance).
+``mtc-classify`` uses), on the forged test splits (``mtc_keras.perturb.forge``: the hosts'
+fields redrawn per flow, and the server's port too), and, with ``--perturb``, with one header
+field at a time redrawn from the training split (shortcut reliance). ``--identifiers`` is the
+identifier arm of every model and probe (keep, redraw: every training batch forged afresh,
+mask: the hosts' fields zeroed in every split; default: the dataset's, ``mtc_keras.registry``).
 
 It trains with its own loop of ``train_on_batch`` calls rather than the experiments' steps
 (``experiments.common``: a TFDS build, tf.data and ``model.fit`` with ReduceLROnPlateau and
@@ -57,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     # from the shell or CI, never composed with the package's absl apps.
     import mtc_keras  # noqa: F401  (sets KERAS_BACKEND=jax before Keras loads)
     from experiments.probe import DEFAULT_PROBES
-    from mtc_keras import training
+    from mtc_keras import perturb, training
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dataset", default=DATASET, choices=("ustc_tfc2016", "iscx"),
@@ -96,6 +99,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--overrides", default="{}",
                    help="JSON build_model overrides for every model, e.g. "
                         "'{\"head_readout\": \"pool\"}'")
+    p.add_argument("--identifiers", default=None, choices=perturb.IDENTIFIER_ARMS,
+                   help="keep (train on packets as captured), redraw (forge every training "
+                        "batch afresh) or mask (zero the hosts' fields in every split); default: "
+                        "the dataset's (mtc_keras.registry)")
     p.add_argument("--perturb", action="store_true",
                    help="also each model's and probe's test figures with one header field at a "
                         "time redrawn from the training split (mtc_keras.perturb)")
@@ -138,22 +145,35 @@ def flow_f1(metrics: dict) -> dict:
             for task, m in metrics.items()}
 
 
-def test_figures(predict, split: dict, pools: dict | None, seed: int, dataset: str) -> dict:
-    """Per-packet, per-class, per-flow and (with ``pools``) shortcut-reliance figures of the
-    probabilities ``predict(packets)`` gives on the test split."""
+def test_figures(predict, split: dict, pools: dict, seed: int, dataset: str, *,
+                 identifiers: str = "keep", one_field: bool = False) -> dict:
+    """Per-packet, per-class, per-flow and forged figures (and with ``one_field`` the
+    shortcut-reliance ones) of the probabilities ``predict(packets)`` gives on the test split;
+    ``pools``: the training split's ``perturb.field_pools``. The packets are what a model of arm
+    ``identifiers`` reads (``perturb.model_inputs``), forged first where forged."""
     from mtc_keras import evaluation, perturb
 
-    probabilities = predict(split["packets"])
+    def read(packets):
+        return predict(perturb.model_inputs(packets, identifiers))
+
+    probabilities = read(split["packets"])
     labels = {task: split["labels"][task] for task in probabilities}
     # Rows are in capture order (ustc.load_packets): a flow's first rows are its first packets.
+    order = np.arange(len(split["packets"]))
     metrics = evaluation.evaluate(labels, probabilities, dataset, flow_ids=split["flow_ids"],
-                                  order=np.arange(len(split["packets"])))
+                                  order=order)
     out = {"test_macro_f1": macro_f1(metrics), "test_per_flow_f1": flow_f1(metrics),
            "test_per_class_f1": {task: {name: round(c["f1"], 4)
                                         for name, c in m["per_class"].items() if c["support"]}
                                  for task, m in metrics.items()}}
-    if pools is not None:
-        perturbed = {name: evaluation.evaluate_predictions(labels, predict(packets), dataset)
+    out["forged"] = {}
+    for name, packets in perturb.forged_sets(split["packets"], pools, flow_ids=split["flow_ids"],
+                                             order=order, seed=seed):
+        forged = evaluation.evaluate(labels, read(packets), dataset, flow_ids=split["flow_ids"],
+                                     order=order)
+        out["forged"][name] = {task: perturb.forged_figures(m) for task, m in forged.items()}
+    if one_field:
+        perturbed = {name: evaluation.evaluate_predictions(labels, read(packets), dataset)
                      for name, packets in perturb.perturbed_sets(split["packets"], pools, seed=seed)}
         out["shortcut_reliance"] = perturb.reliance(metrics, perturbed)
     return out
@@ -214,18 +234,27 @@ def steps_for_minutes(name: str, data: dict, args, minutes: float) -> int:
     return max(2, int(minutes * 60 / ((time.perf_counter() - start) / 3)))
 
 
-def train_model(name: str, data: dict, args, steps: int, pools: dict | None) -> dict:
-    """Train one model for ``steps``, with a validation curve; test at the end."""
+def train_model(name: str, data: dict, args, steps: int, pools: dict) -> dict:
+    """Train one model for ``steps`` with the identifier arm ``args.identifiers``, with a
+    validation curve; test at the end."""
+    from mtc_keras import perturb
     from mtc_keras.models import predict_arrays
 
     model, trained = build(name, args, steps)
-    train, validation, test = data["train"], data["validation"], data["test"]
+    train, test = data["train"], data["test"]
+    validation = dict(data["validation"], packets=perturb.model_inputs(
+        data["validation"]["packets"], args.identifiers))
     n_train = len(train["packets"])
     batches = _batches(n_train, args.batch_size, np.random.default_rng(args.seed))
     tasks = list(model.output_names)
+    # keep and mask read fixed packets (mask them once); redraw forges every batch afresh
+    inputs = perturb.training_inputs(args.identifiers, pools, args.seed)
+    fixed = None if args.identifiers == "redraw" else inputs(train["packets"])
 
     def batch(index):
-        return train["packets"][index], {t: train["labels"][t][index] for t in tasks}
+        x = (fixed[index] if fixed is not None
+             else inputs(train["packets"][index], train["flow_ids"][index], index))
+        return x, {t: train["labels"][t][index] for t in tasks}
 
     first = time.perf_counter()
     trained.train_on_batch(*batch(next(batches)))  # compiles
@@ -257,10 +286,11 @@ def train_model(name: str, data: dict, args, steps: int, pools: dict | None) -> 
         step += 1
     start = time.perf_counter()
     figures = test_figures(lambda x: predict_arrays(model, x, args.eval_batch_size), test, pools,
-                           args.seed, args.dataset)
+                           args.seed, args.dataset, identifiers=args.identifiers,
+                           one_field=args.perturb)
     eval_seconds += time.perf_counter() - start
     trained_steps = steps - 1  # the compiling step is not timed
-    return {"model": name, "steps": steps, "epochs": round(steps * args.batch_size / n_train, 3),
+    return {"model": name, "identifiers": args.identifiers, "steps": steps, "epochs": round(steps * args.batch_size / n_train, 3),
             **figures, "curve": curve, "parameters": model.count_params(),
             "samples_per_second": round(trained_steps * args.batch_size / train_seconds, 1)
             if train_seconds else None,
@@ -268,32 +298,65 @@ def train_model(name: str, data: dict, args, steps: int, pools: dict | None) -> 
             "eval_seconds": round(eval_seconds, 1)}
 
 
-def probe_splits(data: dict) -> dict:
-    """The splits as experiments.probe reads them (rows in capture order)."""
+def probe_splits(data: dict, identifiers: str, pools: dict, seed: int) -> dict:
+    """The splits as experiments.probe reads them for arm ``identifiers`` (rows in capture
+    order; the test split keeps its vectors as captured, to forge)."""
     from experiments.probe import ProbeSplit
+    from mtc_keras import perturb
 
-    return {name: ProbeSplit.from_packets(split["packets"], split["labels"], split["flow_ids"],
-                                          np.arange(len(split["packets"])),
-                                          keep_packets=name == "test")
-            for name, split in data.items()}
+    training = perturb.training_inputs(identifiers, pools, seed)
+    out = {}
+    for name, split in data.items():
+        order = np.arange(len(split["packets"]))
+        inputs = (training(split["packets"], split["flow_ids"], order) if name == "train"
+                  else perturb.model_inputs(split["packets"], identifiers))
+        out[name] = ProbeSplit.from_packets(inputs, split["labels"], split["flow_ids"], order,
+                                            kept=split["packets"] if name == "test" else None)
+    return out
 
 
-def run_probe(name: str, splits: dict, pools: dict | None, seed: int, dataset: str) -> dict:
+def run_probe(name: str, splits: dict, pools: dict, args) -> dict:
     """One probe of experiments.probe, fitted as it fits it (its guard included)."""
     from experiments import probe as probes
 
     start = time.perf_counter()
-    metrics, facts = probes.run_probe(name, splits, seed=seed, dataset=dataset, pools=pools)
-    out = {"model": f"probe_{name}", "test_macro_f1": macro_f1(metrics),
-           "test_per_flow_f1": flow_f1(metrics), "fit": facts["fit"],
-           "train_seconds": round(time.perf_counter() - start, 1)}
-    if pools is not None:
+    metrics, facts = probes.run_probe(name, splits, seed=args.seed, dataset=args.dataset,
+                                      pools=pools, identifiers=args.identifiers,
+                                      one_field=args.perturb)
+    out = {"model": f"probe_{name}", "identifiers": args.identifiers,
+           "test_macro_f1": macro_f1(metrics), "test_per_flow_f1": flow_f1(metrics),
+           "forged": {test: {task: m["forged"][test] for task, m in metrics.items()}
+                      for test in perturb_tests()},
+           "fit": facts["fit"], "train_seconds": round(time.perf_counter() - start, 1)}
+    if args.perturb:
         out["shortcut_reliance"] = {task: m["shortcut_reliance"] for task, m in metrics.items()}
     return out
 
 
+def perturb_tests() -> tuple[str, ...]:
+    from mtc_keras import perturb
+
+    return tuple(perturb.FORGED_TESTS)
+
+
 def _cell(value) -> str:
     return "–" if value is None else f"{value:.4f}"
+
+
+def forged_figure(result: dict, test: str | None, verdict: str | None = None, task: str = "app"):
+    """A result's ``task`` macro-F1 as captured (``test`` None) or on a forged test, per packet
+    (``verdict`` None) or per flow."""
+    if test is None:
+        return (result["test_macro_f1"][task] if verdict is None
+                else result["test_per_flow_f1"][task][verdict])
+    figures = result["forged"][test][task]
+    return figures["macro_f1"] if verdict is None else figures["per_flow"][verdict]
+
+
+def forged_cells(result: dict) -> list[str]:
+    """App macro-F1 as captured, forged, forged with ports: per packet, then per flow (first 5)."""
+    return [_cell(forged_figure(result, test, verdict)) for verdict in (None, "first_5")
+            for test in (None,) + perturb_tests()]
 
 
 def main(argv=None) -> int:
@@ -302,22 +365,27 @@ def main(argv=None) -> int:
         print(f"error: {args.manual_dir} is missing: the learning benchmark needs the real "
               "USTC-TFC2016 captures (see ../shared/data/README.md or BUILD.md)", file=sys.stderr)
         return 1
-    from mtc_keras import perturb
+    from mtc_keras import perturb, registry
 
+    if args.identifiers is None:
+        args.identifiers = registry.dataset(args.dataset).identifiers
     started = time.perf_counter()
     data = load_data(args.manual_dir, args.max_per_class, args.config, args.dataset)
     sizes = {split: len(data[split]["packets"]) for split in ("train", "validation", "test")}
-    print(f"{args.dataset} {args.config}: {sizes} packets", flush=True)
-    pools = perturb.field_pools(data["train"]["packets"]) if args.perturb else None
+    print(f"{args.dataset} {args.config}: {sizes} packets; identifiers: {args.identifiers}",
+          flush=True)
+    train = data["train"]
+    pools = perturb.field_pools(train["packets"], flow_ids=train["flow_ids"],
+                                order=np.arange(len(train["packets"])))
     results = []
     probe_names = [p for p in args.probes.split(",") if p]
     if probe_names:
-        splits = probe_splits(data)
+        splits = probe_splits(data, args.identifiers, pools, args.seed)
         for name in probe_names:
-            results.append(run_probe(name, splits, pools, args.seed, args.dataset))
+            results.append(run_probe(name, splits, pools, args))
             print(f"  {results[-1]['model']}: test macro-F1 {results[-1]['test_macro_f1']}, "
-                  f"per flow {results[-1]['test_per_flow_f1']}, fit {results[-1]['fit']}",
-                  flush=True)
+                  f"per flow {results[-1]['test_per_flow_f1']}, forged "
+                  f"{forged_cells(results[-1])}, fit {results[-1]['fit']}", flush=True)
     steps = args.steps
     if args.epochs is not None:
         steps = max(2, round(args.epochs * sizes["train"] / args.batch_size))
@@ -338,6 +406,11 @@ def main(argv=None) -> int:
         print(f"| {r['model']} | {r.get('steps', '')} | {r.get('epochs', '')} | {f1} | "
               f"{_cell(flow.get('first_5'))} / {_cell(flow.get('all'))} | "
               f"{r.get('samples_per_second', '')} | {r['train_seconds']} |")
+    print(f"\n| model | identifiers | app: as captured | forged | forged, ports too "
+          f"| per flow (first 5): as captured | forged | forged, ports too |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['model']} | {r['identifiers']} | " + " | ".join(forged_cells(r)) + " |")
     if args.perturb:
         names = list(perturb.PERTURBATIONS)
         print(f"\n| model | test app macro-F1 | {' | '.join(names)} |  (app macro-F1 with the "
@@ -361,6 +434,12 @@ def main(argv=None) -> int:
             print(f"mtc_flow_{verdict}_over_best_probe={gap:.4f}")
         print(f"strongest probe: {best['model']} (test app macro-F1 "
               f"{best['test_macro_f1']['app']:.4f})")
+        for test in perturb_tests():  # the strongest probe in each forged column
+            strongest = max(probes, key=lambda r: forged_figure(r, test))
+            print(f"mtc_{test}_over_best_probe="
+                  f"{forged_figure(mtc, test) - forged_figure(strongest, test):.4f} "
+                  f"(MTC {forged_figure(mtc, test):.4f}, {strongest['model']} "
+                  f"{forged_figure(strongest, test):.4f})")
         print(f"mtc_over_best_probe={mtc['test_macro_f1']['app'] - best['test_macro_f1']['app']:.4f}")
     return 0
 

@@ -7,7 +7,8 @@ One run, in ``--output_dir`` (file names: ``mtc_keras.training`` and ``mtc_keras
   backup/              BackupAndRestore: a killed run started again with the same flags goes on
                        from its last finished epoch; deleted when training ends
   checkpoints/best.weights.h5   the weights of the best epoch by validation loss
-  metrics.json, report.md, confusion_<task>.png/.csv, per_class_<task>.png   the test split
+  metrics.json, report.md, confusion_<task>.png/.csv, per_class_<task>.png   the test split,
+                       as captured and (packet datasets) forged (mtc_keras.perturb.forge)
   model.keras          the trained model (best epoch; its loss weights are in its config)
   export/              the SavedModel for serving (mtc_keras.export) and its labels.json
 
@@ -33,7 +34,7 @@ import time
 
 from absl import app, flags, logging
 
-from mtc_keras import distribution, registry, training
+from mtc_keras import distribution, perturb, registry, training
 from mtc_keras.models import MODEL_NAMES
 
 FLAGS = flags.FLAGS
@@ -125,6 +126,11 @@ def _define_flags() -> None:
         "unknown_share", 0.05, "The export's confidence thresholds: the share of correctly "
         "classified validation flows that mtc-classify would call unknown.", lower_bound=0.0,
         upper_bound=0.99)
+    flags.DEFINE_enum(
+        "identifiers", None, perturb.IDENTIFIER_ARMS, "Packet datasets: keep (train on the "
+        "packets as captured), redraw (forge every training batch afresh: the hosts' fields "
+        "redrawn per flow) or mask (zero the hosts' fields in every split); mtc_keras.perturb. "
+        "Default: the dataset's (mtc_keras.registry).")
     flags.DEFINE_bool(
         "perturb", False, "Also evaluate the test split with one header field at a time redrawn "
         "from the training split's values (shortcut reliance, mtc_keras.perturb; packet datasets).")
@@ -146,6 +152,8 @@ class Run:
         if not _FLAG_NAMES:
             raise RuntimeError("define_flags() was not called")
         values = {name: FLAGS[name].value for name in _FLAG_NAMES}
+        if values["identifiers"] is None:
+            values["identifiers"] = registry.dataset(dataset).identifiers
         return cls(dataset, values["model"], values["dataset_config"], values["output_dir"], values)
 
     def __getattr__(self, name):  # run.batch_size, run.seed, ...: the flag values
@@ -259,7 +267,8 @@ def load_data(run: Run, tasks: tuple[str, ...]) -> Data:
     def split(which, training_split, limit):
         return inputs.load_split(run.dataset, run.dataset_config, which, data_dir=run.data_dir,
                                  batch_size=run.batch_size, training=training_split,
-                                 seed=run.seed, max_examples=limit, tasks=tasks)
+                                 seed=run.seed, max_examples=limit, tasks=tasks,
+                                 identifiers=run.identifiers)
 
     return Data(data_builder, split("train", True, run.max_train_examples),
                 split("validation", False, run.max_eval_examples),
@@ -300,6 +309,7 @@ def run_info(run: Run, model, overrides: dict, data: Data, fitted: Fitted) -> di
         "batch_size": run.batch_size, "optimizer": run.optimizer,
         "learning_rate": run.learning_rate, "weight_decay": run.weight_decay,
         "warmup_steps": run.warmup_steps, "schedule": run.schedule,
+        "identifiers": run.identifiers,
         "loss_weights": dict(model.loss_weights),
         "seed": run.seed, "jit_compile": run.jit_compile,
         "distribution": run.distribution, "precision": run.precision,
@@ -344,23 +354,35 @@ def export_model(model, run: Run, data: Data) -> None:
                   thresholds=thresholds)
 
 
-def shortcut_reliance(model, run: Run, labels: dict, metrics: dict) -> dict:
-    """{task: {perturbation: figures}}: the test split with one header field at a time redrawn
-    from the training split's values (mtc_keras.perturb)."""
-    from mtc_keras import evaluation, inputs, perturb
+def changed_tests(model, run: Run, labels: dict, metrics: dict) -> None:
+    """Adds to ``metrics`` every task's ``forged`` figures (the test split forged,
+    ``perturb.FORGED_TESTS``, per packet and per flow) and with ``--perturb`` its
+    ``shortcut_reliance`` (one header field at a time redrawn from the training split's
+    values); the model reads each changed split as its arm reads test packets."""
+    from mtc_keras import evaluation, inputs
     from mtc_keras.models import predict_arrays
 
-    pools = perturb.merge_pools(
-        perturb.field_pools(batch["packet"]) for batch in inputs.iter_split_batches(
-            run.dataset, run.dataset_config, "train", ("packet",), data_dir=run.data_dir,
-            max_examples=run.max_train_examples))
-    packets = inputs.split_features(run.dataset, run.dataset_config, "test", ("packet",),
-                                    data_dir=run.data_dir,
-                                    max_examples=run.max_eval_examples)["packet"]
-    perturbed = {name: evaluation.evaluate_predictions(
-                     labels, predict_arrays(model, changed, run.batch_size), run.dataset)
-                 for name, changed in perturb.perturbed_sets(packets, pools, seed=run.seed)}
-    return perturb.reliance(metrics, perturbed)
+    pools = inputs.training_pools(run.dataset, run.dataset_config, data_dir=run.data_dir,
+                                  max_examples=run.max_train_examples)
+    rows = inputs.split_features(run.dataset, run.dataset_config, "test",
+                                 ("packet", "flow_id", "index"), data_dir=run.data_dir,
+                                 max_examples=run.max_eval_examples)
+    packets, flow_ids, order = rows["packet"], rows.get("flow_id"), rows.get("index")
+
+    def predict(changed):
+        return predict_arrays(model, perturb.model_inputs(changed, run.identifiers), run.batch_size)
+
+    for name, changed in perturb.forged_sets(packets, pools, flow_ids=flow_ids, order=order,
+                                             seed=run.seed):
+        forged = evaluation.evaluate(labels, predict(changed), run.dataset, flow_ids=flow_ids,
+                                     order=order)
+        for task, figures in forged.items():
+            metrics[task].setdefault("forged", {})[name] = perturb.forged_figures(figures)
+    if run.perturb:
+        perturbed = {name: evaluation.evaluate_predictions(labels, predict(changed), run.dataset)
+                     for name, changed in perturb.perturbed_sets(packets, pools, seed=run.seed)}
+        for task, figures in perturb.reliance(metrics, perturbed).items():
+            metrics[task]["shortcut_reliance"] = figures
 
 
 def train_and_evaluate(run: Run) -> str:
@@ -383,10 +405,10 @@ def train_and_evaluate(run: Run) -> str:
     rows = test_rows(run, "test")
     metrics = evaluation.evaluate(labels, probabilities, run.dataset, flow_ids=rows.get("flow_id"),
                                   order=rows.get("index"))
-    if run.perturb:
-        print("Evaluating on the test split with header fields redrawn (--perturb)")
-        for task, figures in shortcut_reliance(model, run, labels, metrics).items():
-            metrics[task]["shortcut_reliance"] = figures
+    if registry.dataset(run.dataset).packets:
+        print("Evaluating on the forged test splits"
+              + (" and with one header field at a time redrawn (--perturb)" if run.perturb else ""))
+        changed_tests(model, run, labels, metrics)
     written = evaluation.write_reports(run.output_dir, metrics,
                                        run_info=run_info(run, model, overrides, data, fitted))
     export_model(model, run, data)

@@ -281,7 +281,7 @@ def _report_markdown(metrics: Mapping[str, Mapping], run_info: Mapping) -> str:
     for task, result in metrics.items():
         lines.append(f"| {task} | " + " | ".join(_percent(result[key]) for key in SUMMARY_KEYS)
                      + f" | {result['support']} | {result['missing']} |")
-    lines += _flow_section(metrics) + _shortcut_section(metrics)
+    lines += _flow_section(metrics) + _forged_section(metrics) + _shortcut_section(metrics)
     for task, result in metrics.items():
         lines += ["", f"## {task}: per class", "",
                   "| class | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
@@ -320,24 +320,55 @@ def _flow_section(metrics: Mapping[str, Mapping]) -> list[str]:
     return lines
 
 
-def _shortcut_section(metrics: Mapping[str, Mapping]) -> list[str]:
-    reliance = {task: result.get("shortcut_reliance") for task, result in metrics.items()}
-    if not any(reliance.values()):
+# The forged tests' titles (mtc_keras.perturb.FORGED_TESTS) in reports.
+FORGED_TITLES = {"forged": "forged", "forged_ports": "forged, ports too"}
+
+
+def _changed_section(metrics: Mapping[str, Mapping], key: str, title: str, intro: str,
+                     clean_title: str, clean_cell, cell, column_title=str) -> list[str]:
+    """A report section on the test split changed one way per column: ``metrics[task][key]``
+    is {column: figures}; ``clean_cell(result)`` and ``cell(figures)`` write the cells."""
+    changed = {task: result.get(key) for task, result in metrics.items()}
+    if not any(changed.values()):
         return []
-    perturbations = list(next(r for r in reliance.values() if r))
-    lines = ["", "## Shortcut reliance (macro-F1 %, drop in points)", "",
-             "Test packets with one header field replaced by values drawn from the training "
-             "split's distribution of that field (mtc_keras.perturb).", "",
-             "| task | as stored | " + " | ".join(perturbations) + " |",
-             "|---|---:|" + "---:|" * len(perturbations)]
+    columns = list(next(c for c in changed.values() if c))
+    lines = ["", title, "", intro, "",
+             f"| task | {clean_title} | " + " | ".join(column_title(c) for c in columns) + " |",
+             "|---|---:|" + "---:|" * len(columns)]
     for task, result in metrics.items():
-        cells = [_percent(result["macro_f1"])]
-        for name in perturbations:
-            figures = (reliance[task] or {}).get(name)
-            cells.append("–" if figures is None else
-                         f"{_percent(figures['macro_f1'])} ({-100 * figures['drop']:+.1f})")
+        cells = [clean_cell(result)]
+        for column in columns:
+            figures = (changed[task] or {}).get(column)
+            cells.append("–" if figures is None else cell(figures))
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
     return lines
+
+
+def _forged_section(metrics: Mapping[str, Mapping]) -> list[str]:
+    verdict = flows.verdict_name(flows.EARLY_PACKETS)
+
+    def clean(result):
+        first = (result.get("per_flow") or {}).get(verdict)
+        return f"{_percent(result['macro_f1'])} / {_percent(first and first['macro_f1'])}"
+
+    return _changed_section(
+        metrics, "forged", "## As captured and forged (macro-F1 %: per packet / per flow, first "
+        f"{flows.EARLY_PACKETS} packets)",
+        "Forged: the test split as another network would show the same flows "
+        "(mtc_keras.perturb.forge): per flow and direction the IP identification, TTL, TCP "
+        "sequence and acknowledgement numbers, window, IPv6 flow label and the client's port "
+        "redrawn; forged, ports too: the server's port as well.", "as captured", clean,
+        lambda f: f"{_percent(f['macro_f1'])} / {_percent(f['per_flow'].get(verdict))}",
+        lambda test: FORGED_TITLES.get(test, test))
+
+
+def _shortcut_section(metrics: Mapping[str, Mapping]) -> list[str]:
+    return _changed_section(
+        metrics, "shortcut_reliance", "## Shortcut reliance (macro-F1 %, drop in points)",
+        "Test packets with one header field replaced by values drawn from the training "
+        "split's distribution of that field (mtc_keras.perturb).", "as stored",
+        lambda result: _percent(result["macro_f1"]),
+        lambda f: f"{_percent(f['macro_f1'])} ({-100 * f['drop']:+.1f})")
 
 
 def write_reports(output_dir: str, metrics: Mapping[str, Mapping], *, run_info: Mapping) -> dict:

@@ -10,6 +10,11 @@ prediction pad it to the full batch size with zero inputs whose labels are ``MIS
 whose sample weights are 0, so no loss or metric counts them (``models.MtcModel`` also leaves
 them out of the loss average over batches); ``predict`` strips their predictions.
 
+The identifier arm (``identifiers``, ``mtc_keras.perturb.IDENTIFIER_ARMS``) is applied here, so
+one built dataset serves all three: ``redraw`` forges every training batch with fresh draws (a
+numpy step in the pipeline, run in order so the draws are seeded), ``mask`` zeroes the hosts'
+fields of every split's packets; evaluation batches are never redrawn.
+
 TensorFlow only feeds data here: ``configure_tensorflow`` keeps it off the GPU, which JAX owns.
 """
 
@@ -57,7 +62,8 @@ class Split:
 
 def load_split(dataset: str, config: str, split: str, *, data_dir: str | None, batch_size: int,
                training: bool, seed: int = 0, max_examples: int | None = None,
-               tasks: tuple[str, ...] | None = None) -> Split:
+               tasks: tuple[str, ...] | None = None, identifiers: str = "keep",
+               pools: dict | None = None) -> Split:
     """One split as fixed-shape batches.
 
     training=True shuffles (files and examples, seeded) and drops the last partial batch;
@@ -65,7 +71,15 @@ def load_split(dataset: str, config: str, split: str, *, data_dir: str | None, b
     sample weight 0).
     max_examples takes the first examples of the split (tests, the demo). tasks defaults to
     all tasks of the dataset; labels are int32 with MISSING (-1) where a task has no label.
+    identifiers: the arm (module docstring); ``redraw`` on a training split draws from
+    ``pools`` (the training split's ``perturb.field_pools``; default: ``training_pools``).
     """
+    from mtc_keras import perturb
+
+    perturb.check_identifiers(identifiers)
+    if identifiers != "keep" and not registry.dataset(dataset).packets:
+        raise ValueError(f"--identifiers={identifiers} changes packet header fields; "
+                         f"{dataset} has no packets")
     tasks = tuple(tasks or TASKS[dataset])
     x_key = input_name(dataset)
     split_arg = f"{split}[:{max_examples}]" if max_examples else split
@@ -90,6 +104,12 @@ def load_split(dataset: str, config: str, split: str, *, data_dir: str | None, b
         ds = ds.shuffle(min(SHUFFLE_BUFFER, num_examples), seed=seed,
                         reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=training)
+    if identifiers == "mask" or (identifiers == "redraw" and training):
+        if identifiers == "redraw" and pools is None:
+            pools = training_pools(dataset, config, data_dir=data_dir, max_examples=max_examples)
+        # training: redraw or mask; evaluation: mask (evaluation batches are never redrawn)
+        ds = _with_identifiers(ds, x_key, perturb.training_inputs(
+            identifiers if training else "mask", pools, seed))
 
     def to_inputs(batch):
         x = batch[x_key]
@@ -108,6 +128,32 @@ def load_split(dataset: str, config: str, split: str, *, data_dir: str | None, b
 
     ds = ds.map(to_inputs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return Split(ds.prefetch(tf.data.AUTOTUNE), num_examples, batch_size)
+
+
+def _with_identifiers(ds: tf.data.Dataset, x_key: str, change) -> tf.data.Dataset:
+    """Batches whose packets went through ``change(packets[, flow_ids, order])`` (numpy): one
+    call at a time, in order, so a seeded forger draws the same values on every run."""
+    def apply(batch):
+        names = [name for name in ("flow_id", "index") if name in batch]
+        x = batch[x_key]
+        # flow ids arrive as bytes: they only group rows, so they need no decoding
+        changed = tf.numpy_function(change, [x] + [batch[name] for name in names], tf.uint8,
+                                    stateful=True)
+        return {**batch, x_key: tf.ensure_shape(changed, x.shape)}
+
+    return ds.map(apply)  # sequential: one call at a time, in order
+
+
+def training_pools(dataset: str, config: str, *, data_dir: str | None,
+                   max_examples: int | None = None) -> dict:
+    """The training split's ``perturb.field_pools``, read in batches."""
+    from mtc_keras import perturb
+
+    return perturb.merge_pools(
+        perturb.field_pools(batch["packet"], flow_ids=batch.get("flow_id"),
+                            order=batch.get("index"))
+        for batch in iter_split_batches(dataset, config, "train", ("packet", "flow_id", "index"),
+                                        data_dir=data_dir, max_examples=max_examples))
 
 
 def flow_ids(dataset: str, config: str, split: str, *, data_dir: str | None,

@@ -62,6 +62,9 @@ class Dataset:
     # front of the model so that it takes raw features (mtc_keras.export).
     quantile_transform: bool = False
     splits: tuple[tuple[str, float], ...] = SPLITS
+    # Packet datasets: the identifier arm trainers and probes use by default
+    # (mtc_keras.perturb.IDENTIFIER_ARMS: keep, redraw or mask), decided per dataset below.
+    identifiers: str = "keep"
 
     @property
     def tasks(self) -> dict[str, tuple[str, ...]]:
@@ -108,7 +111,7 @@ DATASETS: dict[str, Dataset] = {d.key: d for d in (
                          "mtc_2task": {"app": 6, "traffic": 2},
                          "transformer": {"app": 4, "traffic": 2, "aux": 1},
                          "cnn": {"app": 2, "traffic": 2, "aux": 1}},
-            packets=True, in_paper=True),
+            packets=True, in_paper=True, identifiers="redraw"),
     Dataset(key="cicids2017", title="CICIDS2017", tfds_name="cicids2017",
             builder_module="tfds_builders.cicids2017", configs=("paper", "clean"),
             input_name="features", input_dtype="float32", input_scale=None, seq_len=49,
@@ -122,7 +125,7 @@ DATASETS: dict[str, Dataset] = {d.key: d for d in (
             builder_module="tfds_builders.ustc_tfc2016", configs=("paper", "flow_split"),
             **_PACKET_INPUT, model_defaults={**_PACKET_MODEL, "byte_embedding": 16},
             loss_ratios={model: {"app": 2, "malware": 1} for model in MODELS},
-            packets=True, in_paper=False),
+            packets=True, in_paper=False, identifiers="redraw"),
 )}
 PACKET_DATASETS = tuple(key for key, d in DATASETS.items() if d.packets)
 

@@ -170,6 +170,53 @@ def test_train_split_drops_remainder_and_reshuffles_with_its_seed(demo):
     assert not np.array_equal(first[0], orders(1)[0])  # another seed, another order
 
 
+def _by_content(x):
+    """{the vector with the hosts' fields and ports zeroed: its header fields} of a batch's
+    rows: the same packet across epochs, whatever was redrawn."""
+    from mtc_keras import perturb
+
+    keys = packets.mask_ports(perturb.mask_host_fields(x))
+    fields = packets.header_fields(x)
+    return {keys[i].tobytes(): {f: int(v[i]) for f, v in fields.items()} for i in range(len(x))}
+
+
+def test_identifier_arms_in_the_pipeline(demo):
+    """mask zeroes the hosts' fields in every split; redraw forges training batches with new
+    draws each epoch (seeded) and leaves evaluation batches as captured."""
+    from mtc_keras import perturb
+
+    data_dir = str(demo / "tfds")
+
+    def batches(split, arm, seed=0, epochs=1):
+        loaded = inputs.load_split("iscx", "flow_split", split, data_dir=data_dir,
+                                   batch_size=BATCH, training=split == "train", seed=seed,
+                                   identifiers=arm)
+        return [np.concatenate([x for x, *_ in loaded.dataset.as_numpy_iterator()])
+                for _ in range(epochs)]
+
+    for split in ("train", "test"):
+        fields = packets.header_fields(batches(split, "mask")[0])
+        for field in perturb.HOST_FIELDS:
+            assert not fields[field].any(), (split, field)
+        assert fields["dst_port"].any() and fields["ip_length"].any()
+    kept = batches("test", "keep")[0]
+    assert packets.header_fields(kept)["ttl"].any()
+    assert np.array_equal(batches("test", "redraw")[0], kept)  # evaluation data: never redrawn
+    first, second = batches("train", "redraw", epochs=2)
+    one, two = _by_content(first), _by_content(second)
+    common = sorted(set(one) & set(two))
+    assert len(common) > 0.9 * len(one)
+    for field in ("ttl", "ip_id", "tcp_seq"):
+        assert sum(one[k][field] != two[k][field] for k in common) > 0.5 * len(common), field
+    again = batches("train", "redraw")[0]
+    assert np.array_equal(again, first)  # seeded
+    plain = _by_content(batches("train", "keep")[0])
+    assert sum(plain[k]["ttl"] != one[k]["ttl"] for k in common) > 0.3 * len(common)
+    with pytest.raises(ValueError, match="identifiers must be one of"):
+        inputs.load_split("iscx", "flow_split", "test", data_dir=data_dir, batch_size=BATCH,
+                          training=False, identifiers="hide")
+
+
 def test_load_split_refuses_a_dataset_that_is_not_built(tmp_path):
     with pytest.raises(FileNotFoundError, match="not built"):
         inputs.load_split("iscx", "flow_split", "train", data_dir=str(tmp_path), batch_size=4,
@@ -238,6 +285,13 @@ def test_run_writes_metrics_report_and_plots_for_the_whole_test_split(run, demo)
         for figures in reliance.values():
             assert figures["drop"] == pytest.approx(metrics[task]["macro_f1"] - figures["macro_f1"])
     assert "## Shortcut reliance" in report
+    # the forged tests, per packet and per flow, on every run of a packet dataset
+    for task in TASKS["iscx"]:
+        for test in perturb.FORGED_TESTS:
+            forged = metrics[task]["forged"][test]
+            assert 0.0 <= forged["macro_f1"] <= 1.0 and forged["per_flow"]["first_5"] is not None
+    assert "## As captured and forged" in report
+    assert info["identifiers"] == registry.dataset("iscx").identifiers  # the dataset's default
     # the export's thresholds were fitted for mtc-classify's default rule: first 5, mean
     thresholds = json.loads((output / "export" / "labels.json").read_text())["thresholds"]
     assert (thresholds["level"], thresholds["flow_packets"], thresholds["aggregate"]) == ("flow", 5, "mean")
@@ -479,14 +533,22 @@ def test_demo_command_runs_every_step_and_says_where_the_report_is(tmp_path):
         assert step in out
     assert out.strip().splitlines()[-1] == (
         f"Report (MTC, then the probes): {tmp_path / 'demo' / 'report.md'}")
-    assert "Test-split app macro-F1: MTC " in out and "strongest probe (probe_header_gbt" in out
-    # the report holds MTC's row with the probes' rows under it, on the same split
+    for test in ("as captured", "forged", "forged_ports"):
+        assert f"Test-split app macro-F1, {test}: MTC " in out
+    # the report holds MTC's row with the probes' rows under it, on the same split, as captured
+    # and forged
     report = (tmp_path / "demo" / "report.md").read_text()
     section = report[report.index("## Beside the shortcut probes"):]
     rows = [line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| ")]
-    assert rows == ["model", "mtc", "probe_header_gbt", "probe_logreg_bytes", "probe_ports_length"]
+    assert rows == ["model", "mtc", "probe_bytes_rf", "probe_header_gbt", "probe_logreg_bytes",
+                    "probe_ports_length"]
     metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())
-    assert f"| mtc | {metrics['app']['macro_f1']:.3f} |" in section
+    arm = registry.dataset("iscx").identifiers
+    forged = metrics["app"]["forged"]
+    assert (f"| mtc | {arm} | {metrics['app']['macro_f1']:.3f} |" in section
+            and f"| {forged['forged']['macro_f1']:.3f} / " in section
+            and f"| {forged['forged_ports']['macro_f1']:.3f} / " in section)
+    assert "app forged, ports too (per packet / per flow)" in section
     probe = json.loads((tmp_path / "demo" / "probes" / "probe_header_gbt" / "metrics.json").read_text())
     assert probe["run"]["dataset_config"] == "flow_split" and probe["run"]["fit"]["app"]["train_accuracy"] > 0
     assert (tmp_path / "demo" / "export" / "saved_model.pb").exists()

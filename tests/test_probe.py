@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import tensorflow_datasets as tfds
 
 import tfds_builders.iscx_vpn_nonvpn as iscx
 from experiments import probe, report
-from mtc_keras import evaluation, leakage, synthetic
+from mtc_keras import evaluation, leakage, perturb, registry, synthetic
 from mtc_keras.labels import MISSING, TASKS
 from mtc_keras.packets import header_fields
 from tests.conftest import REPO_ROOT
@@ -24,7 +25,8 @@ CONFIGS = [name for name in ("paper", "flow_split", "flow_split_masked")
 def data_dir(tmp_path_factory):
     """The demo captures built into every ISCX config, once for this module."""
     root = tmp_path_factory.mktemp("iscx_demo")
-    synthetic.write_demo_captures(root / "manual")
+    # the captures of one session per capture (the probes' per-packet-split shortcut shows there)
+    synthetic.write_demo_captures(root / "manual", 80, flows_per_capture=1)
     for config in CONFIGS:
         builder = tfds.builder(f"iscx_vpn_nonvpn/{config}", data_dir=str(root / "tfds"))
         builder.download_and_prepare(
@@ -34,9 +36,10 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def flow_split_probes(data_dir, tmp_path_factory):
-    """Both probes run once on flow_split: {probe: run dir}."""
+    """The default probes run once on flow_split, trained on the packets as captured (keep):
+    {probe: run dir}."""
     return probe.run_probes(data_dir, "flow_split", str(tmp_path_factory.mktemp("probes")), seed=0,
-                            threads=1)
+                            threads=1, identifiers="keep")
 
 
 def _split(data_dir, config, split):
@@ -120,6 +123,13 @@ def test_probes_write_the_metrics_of_a_training_run(data_dir, flow_split_probes)
             per_flow = metrics[task]["per_flow"]["all"]
             assert per_flow["support"] + per_flow["missing"] == len(set(test["flow_id"].tolist()))
             assert metrics[task]["per_flow"]["first_5"] is not None
+            # the forged tests beside the figures as captured, per packet and per flow
+            for forged_test in perturb.FORGED_TESTS:
+                forged = metrics[task]["forged"][forged_test]
+                assert 0 <= forged["macro_f1"] <= 1 and set(forged["per_flow"]) == {"first_5", "all"}
+        report_md = (Path(run_dir) / "report.md").read_text()
+        assert "## As captured and forged" in report_md and "forged, ports too" in report_md
+        assert metrics["run"]["identifiers"] == "keep"
     # experiments.report files them under the MTC rows
     markdown = report.build_report(report.load_runs(sorted(written.values())))
     lines = markdown.splitlines()
@@ -133,9 +143,9 @@ def test_probe_and_report_commands_show_the_per_packet_split_shortcut(data_dir, 
     out = tmp_path / "runs"
     done = subprocess.run([sys.executable, "-m", "experiments.probe", "--dataset_config=paper",
                            f"--data_dir={data_dir}", f"--output_dir={out}", "--probe=ports_length",
-                           "--threads=1"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+                           "--threads=1", "--identifiers=keep"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "probe_ports_length on paper: app F1" in done.stdout
+    assert "probe_ports_length on paper (keep): app F1" in done.stdout
     assert "(training accuracy: app " in done.stdout
     assert not (out / "probe_logreg_bytes").exists()
     paper = json.loads((out / "probe_ports_length" / "metrics.json").read_text())
@@ -174,6 +184,7 @@ def test_probes_and_leakage_on_a_ustc_tfc2016_config(tmp_path):
                                threads=1, dataset="ustc_tfc2016")
     metrics = evaluation.read_metrics(written["header_gbt"])
     assert metrics["run"]["dataset"] == "ustc_tfc2016"
+    assert metrics["run"]["identifiers"] == registry.dataset("ustc_tfc2016").identifiers  # default
     assert [key for key in metrics if key != "run"] == list(TASKS["ustc_tfc2016"])
     assert metrics["run"]["test_examples"] == builder.info.splits["test"].num_examples
     stored = builder.info.metadata["build_report"]["leakage"]
@@ -227,3 +238,31 @@ def test_a_probe_that_cannot_fit_its_training_rows_fails_with_its_name_and_write
             split.features[key][:] = 0
     with pytest.raises(probe.ProbeDidNotFitError, match="probe_logreg_bytes: app"):
         probe.run_probe("logreg_bytes", same)
+
+
+# ------------------------------------------------------------------------ identifier arms
+def test_probe_arms_change_what_the_probes_read_and_never_the_test_vectors(data_dir):
+    """mask zeroes the hosts' fields in every split's features; redraw forges the training rows
+    only; the test vectors kept for the forged tests stay as captured under every arm."""
+    sets = ("header", "bytes_160")
+    arms = {arm: probe.load_splits(data_dir, "flow_split", probes=("header_gbt", "bytes_rf"),
+                                   identifiers=arm)
+            for arm in perturb.IDENTIFIER_ARMS}
+    keep, _ = arms["keep"]
+    ttl, ip_id = (probe.FEATURE_SETS["header"].index(f) for f in ("ttl", "ip_id"))
+    masked, _ = arms["mask"]
+    for split in ("train", "validation", "test"):
+        assert not masked[split].features["header"][:, [ttl, ip_id]].any(), split
+        assert keep[split].features["header"][:, ttl].any(), split
+        ports = [probe.FEATURE_SETS["header"].index(f) for f in ("src_port", "dst_port")]
+        assert np.array_equal(masked[split].features["header"][:, ports],
+                              keep[split].features["header"][:, ports])
+    redrawn, pools = arms["redraw"]
+    assert not np.array_equal(redrawn["train"].features["header"], keep["train"].features["header"])
+    for split in ("validation", "test"):
+        for name in sets:
+            assert np.array_equal(redrawn[split].features[name], keep[split].features[name])
+    for arm, (splits, _) in arms.items():
+        assert np.array_equal(splits["test"].packets, keep["test"].packets), arm
+        assert splits["train"].packets is None
+    assert ("client_port", 0) in pools and ("ttl", 0) in pools

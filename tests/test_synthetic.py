@@ -39,17 +39,20 @@ def default_demo(tmp_path_factory):
 
 def test_same_seed_same_bytes_from_cli_and_function(tmp_path):
     cli = subprocess.run([sys.executable, "-m", "mtc_keras.synthetic", str(tmp_path / "cli"),
-                          "--packets_per_file", str(SMALL), "--seed", "7"],
+                          "--packets_per_file", str(4 * SMALL), "--flows_per_capture", "5", "--seed", "7"],
                          capture_output=True, text=True, check=True, cwd=REPO_ROOT)
     assert "wrote" in cli.stdout
-    synthetic.write_demo_captures(tmp_path / "function", SMALL, seed=7)
-    synthetic.write_demo_captures(tmp_path / "other_seed", SMALL, seed=8)
+    synthetic.write_demo_captures(tmp_path / "function", 4 * SMALL, seed=7, flows_per_capture=5)
+    synthetic.write_demo_captures(tmp_path / "other_seed", 4 * SMALL, seed=8, flows_per_capture=5)
+    synthetic.write_demo_captures(tmp_path / "one_round", 4 * SMALL, seed=7, flows_per_capture=1)
     first, second = _digests(tmp_path / "cli"), _digests(tmp_path / "function")
     assert len(first) == len(synthetic.DEMO_CAPTURES)
     assert first == second
     other = _digests(tmp_path / "other_seed")
     assert other.keys() == first.keys()
     assert all(other[k] != first[k] for k in first)
+    one_round = _digests(tmp_path / "one_round")  # the flag reached the generator
+    assert sum(one_round[k] != first[k] for k in first) > len(first) // 2
 
 
 def test_every_app_and_traffic_class_with_and_without_vpn(default_demo):
@@ -75,15 +78,64 @@ def test_every_label_of_a_demo_capture_has_its_recipe_and_every_recipe_is_used()
     assert {kind for _, kind in keys} <= kinds
 
 
-def test_default_size_is_a_few_mb_and_about_200_packets_per_app(default_demo):
+def test_default_size_is_a_few_mb_and_many_short_flows_per_app(default_demo):
+    """About 85 flows per app (more for the apps whose sessions are several flows), each as
+    short as its protocol's opening allows: 4 to 17 kept packets, 250 to 1,500 per app."""
     root, files = default_demo
     total = sum(f.stat().st_size for f in files)
-    assert 1e6 < total < 5e6
-    kept = collections.Counter()
+    assert 2e6 < total < 8e6
+    kept, flows = collections.Counter(), collections.Counter()
     for f in files:
-        kept[labels.ISCX_APPS[labels.iscx_labels(f.name).app]] += len(packets.process_capture(f))
+        batch = packets.process_capture(f)
+        app = labels.ISCX_APPS[labels.iscx_labels(f.name).app]
+        kept[app] += len(batch)
+        flows[app] += len(set(batch.flow_ids))
     assert set(kept) == set(labels.ISCX_APPS)
-    assert all(100 <= n <= 350 for n in kept.values()), kept
+    assert all(200 <= n <= 1600 for n in kept.values()), kept
+    assert all(80 <= flows[app] and kept[app] / flows[app] <= 17 for app in kept), (kept, flows)
+
+
+def test_the_demo_split_tests_on_over_300_flows(default_demo, tmp_path):
+    """experiments.demo's dataset (its build_dataset: the default captures, then the
+    flow_split build): enough test flows for the per-flow figures, from every app."""
+    import tensorflow_datasets as tfds
+
+    from mtc_keras import inputs, registry
+
+    root, _ = default_demo
+    inputs.configure_tensorflow()
+    built = registry.prepare("iscx", "flow_split", str(tmp_path / "tfds"), manual_dir=str(root))
+    test = tfds.as_numpy(built.as_dataset(split="test", batch_size=-1))
+    flows = collections.defaultdict(set)
+    for flow, app in zip(test["flow_id"].tolist(), test["app"].tolist()):
+        flows[app].add(flow)
+    assert sum(len(f) for f in flows.values()) >= 300
+    assert len(flows) == len(labels.ISCX_APPS) and min(len(f) for f in flows.values()) >= 10, flows
+
+
+@pytest.mark.parametrize("name, port, one_round, shape, opening", [
+    ("vpn_aim_chat1a.pcap", 5190, 3, lambda up, down: (up[1], down[1], down[6:10]), (1, 1, b"\0\0\0\1")),
+    ("vpn_netflix_A.pcap", 443, 2, lambda up, down: (up[0], up[5], down[0], down[5]), (22, 1, 22, 2)),
+])
+@pytest.mark.parametrize("flows", [1, 5, 12])
+def test_flows_per_capture_sets_the_sessions_each_from_its_protocols_start(tmp_path, name, port, one_round,
+                                                                           shape, opening, flows):
+    """The sessions are the recipe's, round after round: a capture holds as many flows as
+    asked (at least one round of its recipe), each opening as its protocol does (FLAP version and
+    sign-on; TLS ClientHello and ServerHello)."""
+    (path,) = synthetic.write_demo_captures(tmp_path, 200, captures=[name], flows_per_capture=flows)
+    assert len(set(packets.process_capture(path).flow_ids)) == max(one_round, flows)
+    streams = _streams(name, port, 200, flows)
+    assert len(streams) == max(one_round, flows)
+    assert {shape(up, down) for up, down in streams} == {opening}
+
+
+def test_small_captures_are_one_round_whatever_the_flows_asked():
+    """At most one session per recipes.MIN_SESSION_FRAMES of a capture's frames: the small
+    captures the builder's dummy data and the quick tests use are what they were."""
+    for name in synthetic.DEMO_CAPTURES:
+        assert synthetic.capture_bytes(name, SMALL, flows_per_capture=synthetic.DEFAULT_FLOWS_PER_CAPTURE) \
+            == synthetic.capture_bytes(name, SMALL, flows_per_capture=1), name
 
 
 def test_files_are_pcap_or_pcapng_by_magic_in_the_official_layout(default_demo):
@@ -182,9 +234,9 @@ def test_the_core_package_does_not_import_the_generator():
 
 # ---------------------------------------------------------------- the protocols on the wire
 
-def _ip_packets(name, frames=FRAMES):
+def _ip_packets(name, frames=FRAMES, flows=1):
     """The IPv4 packets of one demo capture, in time order (Ethernet frames' cut at the IP length)."""
-    for _, frame, linktype in synthetic.capture_frames(name, frames, synthetic.DEFAULT_SEED):
+    for _, frame, linktype in synthetic.capture_frames(name, frames, synthetic.DEFAULT_SEED, flows):
         if linktype == LINKTYPE_ETHERNET:
             if frame[12:14] != b"\x08\x00":
                 continue
@@ -194,11 +246,11 @@ def _ip_packets(name, frames=FRAMES):
         yield frame[:struct.unpack("!H", frame[2:4])[0]]
 
 
-def _flows(name, frames=FRAMES):
+def _flows(name, frames=FRAMES, sessions=1):
     """{(proto, src, sport, dst, dport): [payload, ...]} of one demo capture, in time order
     (TCP segments with data only)."""
     flows = collections.defaultdict(list)
-    for ip in _ip_packets(name, frames):
+    for ip in _ip_packets(name, frames, sessions):
         proto = ip[9]
         l4 = ip[(ip[0] & 15) * 4:]
         sport, dport = struct.unpack("!HH", l4[:4])
@@ -209,9 +261,9 @@ def _flows(name, frames=FRAMES):
     return flows
 
 
-def _streams(name, port, frames=FRAMES):
+def _streams(name, port, frames=FRAMES, sessions=1):
     """The TCP byte streams to and from `port` (client->server, server->client) per connection."""
-    flows = _flows(name, frames)
+    flows = _flows(name, frames, sessions)
     out = []
     for (proto, src, sport, dst, dport), parts in flows.items():
         if proto == 6 and dport == port:

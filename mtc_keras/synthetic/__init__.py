@@ -1,12 +1,15 @@
 """Synthetic ISCX VPN-nonVPN-shaped captures: the embedded demo data and the builder's dummy data.
 
-    python -m mtc_keras.synthetic DIR [--packets_per_file N] [--seed S] [--zip]
+    python -m mtc_keras.synthetic DIR [--packets_per_file N] [--flows_per_capture F] [--seed S] [--zip]
 
 writes a manual folder laid out like the official download (NonVPN-PCAPs-01..03/,
 VPN-PCAPs-01..02/, or the five zips with --zip) holding captures with real ISCX file names,
 four per app (Gmail 3, Skype 6, Torrent 2: the real stems allow no other split), covering all
-17 apps and all 12 traffic classes. Some are pcapng, one of them named .pcap, as in the
-real download (vpn_hangouts_audio2.pcap).
+17 apps and all 12 traffic classes. A capture's frames are shared by F sessions (rounds of its
+app's recipe), so that a per-flow figure rests on many flows: the defaults give about 1,600
+flows, most as short as their protocol's opening allows (4 to 17 kept packets); F=1 gives the
+2 or 3 long flows a capture held before issue 31. Some are pcapng, one of them named .pcap, as
+in the real download (vpn_hangouts_audio2.pcap).
 
 What is inside is synthetic, but every packet carries what the real application puts on the
 wire, and nothing else. Non-VPN captures are Ethernet + IPv4 with valid checksums and trailer
@@ -59,14 +62,14 @@ Bytes depend only on the seed and the sizes: numpy's Generator with a fixed seed
 Files are written by :mod:`mtc_keras.capture_writer`. Nothing in the core package imports this one.
 """
 
-from mtc_keras.synthetic.captures import (ARCHIVES, DEFAULT_PACKETS_PER_FILE, DEFAULT_SEED, DEMO_CAPTURES,
-                                          ETHERNET_VPN_CAPTURES, NONVPN_ARCHIVES, PCAPNG_NAMED_PCAP,
-                                          VPN_ARCHIVES, capture_bytes, capture_frames, linktype_of,
-                                          write_demo_captures)
+from mtc_keras.synthetic.captures import (ARCHIVES, DEFAULT_FLOWS_PER_CAPTURE, DEFAULT_PACKETS_PER_FILE,
+                                          DEFAULT_SEED, DEMO_CAPTURES, ETHERNET_VPN_CAPTURES, NONVPN_ARCHIVES,
+                                          PCAPNG_NAMED_PCAP, VPN_ARCHIVES, capture_bytes, capture_frames,
+                                          linktype_of, write_demo_captures)
 from mtc_keras.synthetic.recipes import RECIPES
 
 __all__ = [
-    "ARCHIVES", "DEFAULT_PACKETS_PER_FILE", "DEFAULT_SEED", "DEMO_CAPTURES", "ETHERNET_VPN_CAPTURES",
-    "NONVPN_ARCHIVES", "PCAPNG_NAMED_PCAP", "RECIPES", "VPN_ARCHIVES", "capture_bytes", "capture_frames",
-    "linktype_of", "write_demo_captures",
+    "ARCHIVES", "DEFAULT_FLOWS_PER_CAPTURE", "DEFAULT_PACKETS_PER_FILE", "DEFAULT_SEED", "DEMO_CAPTURES",
+    "ETHERNET_VPN_CAPTURES", "NONVPN_ARCHIVES", "PCAPNG_NAMED_PCAP", "RECIPES", "VPN_ARCHIVES", "capture_bytes",
+    "capture_frames", "linktype_of", "write_demo_captures",
 ]

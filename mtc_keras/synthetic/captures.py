@@ -14,7 +14,12 @@ from mtc_keras.capture_writer import LINKTYPE_ETHERNET, LINKTYPE_RAW
 from mtc_keras.synthetic import recipes
 from mtc_keras.synthetic.ip import CLIENT_MAC, CLIENT_NET, Capture, ethernet, ipv4, udp
 
-DEFAULT_PACKETS_PER_FILE = 80
+# 220 frames in 21 sessions a capture: about 1,600 flows, most of them just their protocol's
+# opening (4 to 17 kept packets), so that the demo's flow_split tests on over 300 flows
+# (issue 31). No flow is shorter than its opening: more flows cost kept packets (10,454
+# here, 3,164 with 80 frames in one round).
+DEFAULT_PACKETS_PER_FILE = 220
+DEFAULT_FLOWS_PER_CAPTURE = 21
 DEFAULT_SEED = 2016
 NONVPN_ARCHIVES = ("NonVPN-PCAPs-01", "NonVPN-PCAPs-02", "NonVPN-PCAPs-03")
 VPN_ARCHIVES = ("VPN-PCAPs-01", "VPN-PCAPs-02")
@@ -62,9 +67,10 @@ def linktype_of(name: str) -> int:
     return LINKTYPE_RAW if vpn and name not in ETHERNET_VPN_CAPTURES else LINKTYPE_ETHERNET
 
 
-def capture_frames(name: str, packets: int, seed: int) -> list[tuple[int, bytes, int]]:
+def capture_frames(name: str, packets: int, seed: int, flows: int = 1) -> list[tuple[int, bytes, int]]:
     """(timestamp µs, frame, link type) of the demo capture `name`, in time order: Ethernet
-    frames, or the raw IP packets of a VPN capture (``linktype_of``)."""
+    frames, or the raw IP packets of a VPN capture (``linktype_of``). `packets` frames in
+    about `flows` sessions (``recipes.app_traffic``)."""
     stem_labels = labels.iscx_labels(name)
     if stem_labels is None:
         raise ValueError(f"{name!r} is not a known ISCX capture name")
@@ -72,7 +78,7 @@ def capture_frames(name: str, packets: int, seed: int) -> list[tuple[int, bytes,
     rng = np.random.default_rng([seed, index])
     cap = Capture(rng, name, stem_labels.app, stem_labels.traffic, vpn=stem_labels.vpn)
     linktype = linktype_of(name)
-    recipes.app_traffic(cap, stem_labels, packets - 2)
+    recipes.app_traffic(cap, stem_labels, packets - 2, flows)
     if index % 3 == 0 and linktype == LINKTYPE_ETHERNET:  # a tunnel carries no ARP or LAN multicast
         _background(cap, 300_000)
     start = START_TIME_US + index * 3_600_000_000
@@ -102,27 +108,34 @@ def _archive_of(name: str) -> str:
     return f"{archive}/Tor" if name.lower().startswith("tor") and not name.lower().startswith("torrent") else archive
 
 
-def _packets_for(name: str, packets_per_file: int) -> int:
-    """Frames for one capture: every app gets about 4 * packets_per_file frames in total."""
+def _per_capture(name: str, per_file: int, least: int) -> int:
+    """Frames (or sessions) for one capture: every app gets about 4 * per_file in total."""
     app = labels.iscx_labels(name).app
     files_of_app = sum(labels.iscx_labels(n).app == app for n in DEMO_CAPTURES)
-    return max(16, round(packets_per_file * 4 / files_of_app))
+    return max(least, round(per_file * 4 / files_of_app))
 
 
-def capture_bytes(name: str, packets_per_file: int = DEFAULT_PACKETS_PER_FILE, seed: int = DEFAULT_SEED) -> bytes:
+def capture_bytes(name: str, packets_per_file: int = DEFAULT_PACKETS_PER_FILE, seed: int = DEFAULT_SEED,
+                  flows_per_capture: int = DEFAULT_FLOWS_PER_CAPTURE) -> bytes:
     """The file of the demo capture `name`: pcapng when named so (or in PCAPNG_NAMED_PCAP), else pcap."""
-    frames = capture_frames(name, _packets_for(name, packets_per_file), seed)
+    frames = capture_frames(name, _per_capture(name, packets_per_file, 16), seed,
+                            _per_capture(name, flows_per_capture, 1))
     pcapng = name.endswith(".pcapng") or name in PCAPNG_NAMED_PCAP
     return capture_writer.capture_bytes(frames, pcapng, snaplen=SNAPLEN, ticks_per_second=1_000_000)
 
 
 def write_demo_captures(directory, packets_per_file: int = DEFAULT_PACKETS_PER_FILE,
                         seed: int = DEFAULT_SEED, captures: Iterable[str] | None = None,
-                        zip_archives: Iterable[str] = ()) -> list[pathlib.Path]:
+                        zip_archives: Iterable[str] = (),
+                        flows_per_capture: int = DEFAULT_FLOWS_PER_CAPTURE) -> list[pathlib.Path]:
     """Writes demo captures under `directory`; returns the files written (captures and zips).
 
     captures: a subset of DEMO_CAPTURES (default: all). zip_archives: archive names (from
     ARCHIVES) written as `<name>.zip` holding their captures instead of as folders.
+    flows_per_capture: sessions sharing a capture's packets_per_file frames, at most one per
+    recipes.MIN_SESSION_FRAMES of them (so small captures keep one round of their recipe, 2 or
+    3 sessions, as 1 gives at any size); both are scaled like the frames for apps with other
+    than 4 captures. More sessions in the same frames: more, shorter flows.
     """
     directory = pathlib.Path(directory)
     names = list(DEMO_CAPTURES if captures is None else captures)
@@ -134,7 +147,7 @@ def write_demo_captures(directory, packets_per_file: int = DEFAULT_PACKETS_PER_F
         raise ValueError(f"unknown archives {sorted(zip_archives - set(ARCHIVES))}; known: {ARCHIVES}")
     written, zipped = [], {}
     for name in names:
-        data = capture_bytes(name, packets_per_file, seed)
+        data = capture_bytes(name, packets_per_file, seed, flows_per_capture)
         relative = f"{_archive_of(name)}/{name}"
         archive = relative.split("/")[0]
         if archive in zip_archives:

@@ -1,8 +1,9 @@
 """What each application's capture holds: the app -> recipe table.
 
-A recipe builds the flows of one capture of an (app, traffic kind): each a DNS name looked up
-first (or none), the session that runs (a callable of its packet budget and start time) and its
-share of the capture's packets (None everywhere: equal shares). VPN captures use the same
+A recipe builds one round of the flows of a capture of an (app, traffic kind): each a DNS name
+looked up first (or none), the session that runs (a callable of its packet budget and start
+time) and its share of the round's packets (None everywhere: equal shares). A capture runs
+as many rounds as its number of sessions asks (``app_traffic``). VPN captures use the same
 recipes as the non-VPN ones of the same app: the tunnel's inner packets are the application's
 own (``ip.Capture`` gives them the tunnel's address, MSS and TTLs).
 """
@@ -25,6 +26,7 @@ from mtc_keras.synthetic.voip import SkypeTcp, sip_rtp_call, skype_udp, webrtc_c
 APPS = labels.TASKS["iscx"]["app"]
 TRAFFIC = labels.TASKS["iscx"]["traffic"]
 FLOW_SPACING_US = 700_000  # between the starts of a capture's flows
+MIN_SESSION_FRAMES = 10  # a session's least share of the budget (its opening may take more)
 
 
 class Flow(NamedTuple):
@@ -206,20 +208,30 @@ def recipe_key(stem_labels: labels.IscxLabels) -> tuple[str, str]:
     return APPS[stem_labels.app], kind
 
 
-def app_traffic(cap: Capture, stem_labels: labels.IscxLabels, budget: int) -> None:
-    """The application's own traffic: its recipe's flows sharing `budget` packets, started
-    FLOW_SPACING_US apart, each after its DNS look-up."""
+def app_traffic(cap: Capture, stem_labels: labels.IscxLabels, budget: int, flows: int = 1) -> None:
+    """The application's own traffic: `flows` sessions sharing `budget` packets, started
+    FLOW_SPACING_US apart, each after its DNS look-up.
+
+    The sessions are the recipe's, round after round (new connections, each from its
+    protocol's first packet), the budget split by the recipe's shares. At least one round,
+    and at most one session per MIN_SESSION_FRAMES of the budget: a small capture is one round.
+    """
     key = recipe_key(stem_labels)
     if key not in RECIPES:
         raise ValueError(f"no traffic for {key}")
-    flows = RECIPES[key](cap)
-    shares = [f.share for f in flows]
+    sessions = RECIPES[key](cap)
+    wanted = max(len(sessions), min(flows, budget // MIN_SESSION_FRAMES))
+    while len(sessions) < wanted:
+        sessions += RECIPES[key](cap)
+    sessions = sessions[:wanted]
+    shares = [f.share for f in sessions]
     if None in shares:
         if any(s is not None for s in shares):
             raise ValueError(f"{key}: give every flow a share, or none")
-        shares = [1 / len(flows)] * len(flows)
-    for k, (flow, share) in enumerate(zip(flows, shares)):
+        shares = [1 / len(shares)] * len(shares)
+    total = sum(shares)  # 1.0 for one round
+    for k, (flow, share) in enumerate(zip(sessions, shares)):
         start = k * FLOW_SPACING_US
         if flow.dns_name:
             cap.dns_lookup(start, flow.dns_name)
-        flow.run(max(10, int(budget * share) - (2 if flow.dns_name else 0)), start + 20_000)
+        flow.run(max(MIN_SESSION_FRAMES, int(budget * share / total) - (2 if flow.dns_name else 0)), start + 20_000)
