@@ -167,6 +167,7 @@ def _experiment_flags() -> flags.FlagValues:
     flags.DEFINE_string("data_dir", None, "", flag_values=fv)
     flags.DEFINE_string("output_dir", None, "", flag_values=fv)
     flags.DEFINE_bool("jit_compile", True, "", flag_values=fv)
+    flags.DEFINE_integer("max_train_examples", None, "", flag_values=fv)
     return fv
 
 
