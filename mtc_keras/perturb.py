@@ -249,8 +249,7 @@ def forge(packets: np.ndarray, pools: Mapping, *, flow_ids=None, order=None, see
         pool = pools.get((field, slot))
         return None if pool is None or not len(pool) else pool[rng.integers(0, len(pool), groups)]
 
-    # one uniform draw per (flow, direction) and field, made whatever the rows hold, so that a
-    # flow's draws do not depend on the other flows' packets
+    # one draw per (flow, direction) for every field, whichever fields the flow's rows hold
     shifts = {"ip_id": rng.integers(0, 1 << 16, groups), "tcp_seq": rng.integers(0, 1 << 32, groups),
               "ipv6_flow_label": rng.integers(0, 1 << 20, groups)}
     new_ports = {}
