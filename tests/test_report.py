@@ -168,6 +168,8 @@ def _experiment_flags() -> flags.FlagValues:
     flags.DEFINE_string("output_dir", None, "", flag_values=fv)
     flags.DEFINE_bool("jit_compile", True, "", flag_values=fv)
     flags.DEFINE_integer("max_train_examples", None, "", flag_values=fv)
+    flags.DEFINE_enum("schedule", "constant", ["constant", "cosine"], "", flag_values=fv)
+    flags.DEFINE_enum("identifiers", None, ["keep", "redraw", "mask"], "", flag_values=fv)
     return fv
 
 
