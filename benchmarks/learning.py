@@ -166,16 +166,21 @@ def test_figures(predict, split: dict, pools: dict, seed: int, dataset: str, *,
            "test_per_class_f1": {task: {name: round(c["f1"], 4)
                                         for name, c in m["per_class"].items() if c["support"]}
                                  for task, m in metrics.items()}}
-    out["forged"] = {}
-    for name, packets in perturb.forged_sets(split["packets"], pools, flow_ids=split["flow_ids"],
-                                             order=order, seed=seed):
-        forged = evaluation.evaluate(labels, read(packets), dataset, flow_ids=split["flow_ids"],
-                                     order=order)
-        out["forged"][name] = {task: perturb.forged_figures(m) for task, m in forged.items()}
-    if one_field:
-        perturbed = {name: evaluation.evaluate_predictions(labels, read(packets), dataset)
-                     for name, packets in perturb.perturbed_sets(split["packets"], pools, seed=seed)}
-        out["shortcut_reliance"] = perturb.reliance(metrics, perturbed)
+    evaluation.evaluate_changed_tests(metrics, labels, read, split["packets"], pools, dataset,
+                                      flow_ids=split["flow_ids"], order=order, seed=seed,
+                                      one_field=one_field)
+    return {**out, **changed_figures(metrics)}
+
+
+def changed_figures(metrics: dict) -> dict:
+    """{"forged": {test: {task: figures}}} and, where measured, {"shortcut_reliance": {task:
+    ...}} of metrics that ``evaluation.evaluate_changed_tests`` filled."""
+    from mtc_keras import perturb
+
+    out = {"forged": {test: {task: m["forged"][test] for task, m in metrics.items()}
+                      for test in perturb.FORGED_TESTS}}
+    if any("shortcut_reliance" in m for m in metrics.values()):
+        out["shortcut_reliance"] = {task: m["shortcut_reliance"] for task, m in metrics.items()}
     return out
 
 
@@ -290,7 +295,8 @@ def train_model(name: str, data: dict, args, steps: int, pools: dict) -> dict:
                            one_field=args.perturb)
     eval_seconds += time.perf_counter() - start
     trained_steps = steps - 1  # the compiling step is not timed
-    return {"model": name, "identifiers": args.identifiers, "steps": steps, "epochs": round(steps * args.batch_size / n_train, 3),
+    return {"model": name, "identifiers": args.identifiers, "steps": steps,
+            "epochs": round(steps * args.batch_size / n_train, 3),
             **figures, "curve": curve, "parameters": model.count_params(),
             "samples_per_second": round(trained_steps * args.batch_size / train_seconds, 1)
             if train_seconds else None,
@@ -323,20 +329,10 @@ def run_probe(name: str, splits: dict, pools: dict, args) -> dict:
     metrics, facts = probes.run_probe(name, splits, seed=args.seed, dataset=args.dataset,
                                       pools=pools, identifiers=args.identifiers,
                                       one_field=args.perturb)
-    out = {"model": f"probe_{name}", "identifiers": args.identifiers,
-           "test_macro_f1": macro_f1(metrics), "test_per_flow_f1": flow_f1(metrics),
-           "forged": {test: {task: m["forged"][test] for task, m in metrics.items()}
-                      for test in perturb_tests()},
-           "fit": facts["fit"], "train_seconds": round(time.perf_counter() - start, 1)}
-    if args.perturb:
-        out["shortcut_reliance"] = {task: m["shortcut_reliance"] for task, m in metrics.items()}
-    return out
-
-
-def perturb_tests() -> tuple[str, ...]:
-    from mtc_keras import perturb
-
-    return tuple(perturb.FORGED_TESTS)
+    return {"model": f"probe_{name}", "identifiers": args.identifiers,
+            "test_macro_f1": macro_f1(metrics), "test_per_flow_f1": flow_f1(metrics),
+            **changed_figures(metrics), "fit": facts["fit"],
+            "train_seconds": round(time.perf_counter() - start, 1)}
 
 
 def _cell(value) -> str:
@@ -355,8 +351,10 @@ def forged_figure(result: dict, test: str | None, verdict: str | None = None, ta
 
 def forged_cells(result: dict) -> list[str]:
     """App macro-F1 as captured, forged, forged with ports: per packet, then per flow (first 5)."""
+    from mtc_keras import perturb
+
     return [_cell(forged_figure(result, test, verdict)) for verdict in (None, "first_5")
-            for test in (None,) + perturb_tests()]
+            for test in (None,) + tuple(perturb.FORGED_TESTS)]
 
 
 def main(argv=None) -> int:
@@ -434,7 +432,7 @@ def main(argv=None) -> int:
             print(f"mtc_flow_{verdict}_over_best_probe={gap:.4f}")
         print(f"strongest probe: {best['model']} (test app macro-F1 "
               f"{best['test_macro_f1']['app']:.4f})")
-        for test in perturb_tests():  # the strongest probe in each forged column
+        for test in perturb.FORGED_TESTS:  # the strongest probe in each forged column
             strongest = max(probes, key=lambda r: forged_figure(r, test))
             print(f"mtc_{test}_over_best_probe="
                   f"{forged_figure(mtc, test) - forged_figure(strongest, test):.4f} "

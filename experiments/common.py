@@ -256,6 +256,7 @@ class Data:
     train: object  # inputs.Split
     validation: object
     test: object
+    pools: dict | None  # the training split's perturb.field_pools (packet datasets)
 
 
 def load_data(run: Run, tasks: tuple[str, ...]) -> Data:
@@ -263,16 +264,19 @@ def load_data(run: Run, tasks: tuple[str, ...]) -> Data:
     from mtc_keras import inputs
 
     data_builder = registry.prepare(run.dataset, run.dataset_config, run.data_dir, run.manual_dir)
+    pools = (inputs.training_pools(run.dataset, run.dataset_config, data_dir=run.data_dir,
+                                   max_examples=run.max_train_examples)
+             if registry.dataset(run.dataset).packets else None)
 
     def split(which, training_split, limit):
         return inputs.load_split(run.dataset, run.dataset_config, which, data_dir=run.data_dir,
                                  batch_size=run.batch_size, training=training_split,
                                  seed=run.seed, max_examples=limit, tasks=tasks,
-                                 identifiers=run.identifiers)
+                                 identifiers=run.identifiers, pools=pools)
 
     return Data(data_builder, split("train", True, run.max_train_examples),
                 split("validation", False, run.max_eval_examples),
-                split("test", False, run.max_eval_examples))
+                split("test", False, run.max_eval_examples), pools)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -354,7 +358,7 @@ def export_model(model, run: Run, data: Data) -> None:
                   thresholds=thresholds)
 
 
-def changed_tests(model, run: Run, labels: dict, metrics: dict) -> None:
+def changed_tests(model, run: Run, data: Data, labels: dict, metrics: dict) -> None:
     """Adds to ``metrics`` every task's ``forged`` figures (the test split forged,
     ``perturb.FORGED_TESTS``, per packet and per flow) and with ``--perturb`` its
     ``shortcut_reliance`` (one header field at a time redrawn from the training split's
@@ -362,27 +366,17 @@ def changed_tests(model, run: Run, labels: dict, metrics: dict) -> None:
     from mtc_keras import evaluation, inputs
     from mtc_keras.models import predict_arrays
 
-    pools = inputs.training_pools(run.dataset, run.dataset_config, data_dir=run.data_dir,
-                                  max_examples=run.max_train_examples)
     rows = inputs.split_features(run.dataset, run.dataset_config, "test",
                                  ("packet", "flow_id", "index"), data_dir=run.data_dir,
                                  max_examples=run.max_eval_examples)
     packets, flow_ids, order = rows["packet"], rows.get("flow_id"), rows.get("index")
 
-    def predict(changed):
+    def read(changed):
         return predict_arrays(model, perturb.model_inputs(changed, run.identifiers), run.batch_size)
 
-    for name, changed in perturb.forged_sets(packets, pools, flow_ids=flow_ids, order=order,
-                                             seed=run.seed):
-        forged = evaluation.evaluate(labels, predict(changed), run.dataset, flow_ids=flow_ids,
-                                     order=order)
-        for task, figures in forged.items():
-            metrics[task].setdefault("forged", {})[name] = perturb.forged_figures(figures)
-    if run.perturb:
-        perturbed = {name: evaluation.evaluate_predictions(labels, predict(changed), run.dataset)
-                     for name, changed in perturb.perturbed_sets(packets, pools, seed=run.seed)}
-        for task, figures in perturb.reliance(metrics, perturbed).items():
-            metrics[task]["shortcut_reliance"] = figures
+    evaluation.evaluate_changed_tests(metrics, labels, read, packets, data.pools, run.dataset,
+                                      flow_ids=flow_ids, order=order, seed=run.seed,
+                                      one_field=run.perturb)
 
 
 def train_and_evaluate(run: Run) -> str:
@@ -408,7 +402,7 @@ def train_and_evaluate(run: Run) -> str:
     if registry.dataset(run.dataset).packets:
         print("Evaluating on the forged test splits"
               + (" and with one header field at a time redrawn (--perturb)" if run.perturb else ""))
-        changed_tests(model, run, labels, metrics)
+        changed_tests(model, run, data, labels, metrics)
     written = evaluation.write_reports(run.output_dir, metrics,
                                        run_info=run_info(run, model, overrides, data, fitted))
     export_model(model, run, data)

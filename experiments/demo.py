@@ -102,14 +102,14 @@ def comparison_table(run_dirs: list[str]) -> str:
     task per packet, app macro-F1 per flow (first 5 packets / all), and app macro-F1 on the
     forged test splits (per packet / per flow, first 5)."""
     from mtc_keras import perturb
-    from mtc_keras.evaluation import FORGED_TITLES, read_metrics
+    from mtc_keras.evaluation import read_metrics
 
     tasks = list(labels.TASKS["iscx"])
     tests = list(perturb.FORGED_TESTS)
     number = lambda value: "–" if value is None else f"{value:.3f}"  # noqa: E731
     lines = ["| model | identifiers | " + " | ".join(f"{task} macro-F1" for task in tasks)
              + " | app per flow, first 5 / all | "
-             + " | ".join(f"app {FORGED_TITLES[t]} (per packet / per flow)" for t in tests) + " |",
+             + " | ".join(f"app {perturb.FORGED_TITLES[t]} (per packet / per flow)" for t in tests) + " |",
              "|---|---|" + "---:|" * (len(tasks) + 1 + len(tests))]
     for run_dir in run_dirs:
         metrics = read_metrics(run_dir)

@@ -62,7 +62,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from mtc_keras import perturb, registry
-from mtc_keras.evaluation import evaluate, evaluate_predictions, write_reports
+from mtc_keras.evaluation import evaluate, evaluate_changed_tests, write_reports
 from mtc_keras.labels import MISSING, TASKS
 from mtc_keras.packets import HEADER_FIELDS, IDENTIFIER_FIELDS, header_fields
 
@@ -185,8 +185,8 @@ def load_splits(data_dir: str, config: str, *, batch_size: int = 8192, dataset: 
     """Per split of the built ``<dataset>/<config>``: a ProbeSplit with the features the
     ``probes`` read of the inputs of arm ``identifiers`` (``mtc_keras.perturb``: the training
     rows forged under redraw, every split masked under mask), and the training split's
-    ``perturb.field_pools``. Streams, so only features and the test vectors are held in
-    memory (redraw reads the training split twice: its pools first)."""
+    ``perturb.field_pools`` (``inputs.training_pools``: a first pass over the training split).
+    Streams, so only features and the test vectors are held in memory."""
     import tensorflow_datasets as tfds
 
     _check_dataset(dataset)
@@ -198,9 +198,9 @@ def load_splits(data_dir: str, config: str, *, batch_size: int = 8192, dataset: 
         yield from tfds.as_numpy(builder.as_dataset(split=split, batch_size=batch_size,
                                                     shuffle_files=False))
 
-    pools = perturb.merge_pools(
-        perturb.field_pools(batch["packet"], flow_ids=batch.get("flow_id"), order=batch.get("index"))
-        for batch in batches("train"))
+    from mtc_keras import inputs
+
+    pools = inputs.training_pools(dataset, config, data_dir=data_dir)
     training = perturb.training_inputs(identifiers, pools, seed)
     splits = {}
     for split in builder.info.splits:
@@ -348,16 +348,9 @@ def run_probe(name: str, splits: dict[str, ProbeSplit], *, seed: int = 0, datase
         inputs = perturb.model_inputs(packets, identifiers)
         return predict(probe_features(inputs, (probe.features,))[probe.features])
 
-    for test_name, packets in perturb.forged_sets(test.packets, pools, flow_ids=test.flow_ids,
-                                                  order=test.order, seed=seed):
-        forged = evaluate(labels, read(packets), dataset, flow_ids=test.flow_ids, order=test.order)
-        for task, figures in forged.items():
-            metrics[task].setdefault("forged", {})[test_name] = perturb.forged_figures(figures)
-    if one_field:
-        perturbed = {name: evaluate_predictions(labels, read(packets), dataset)
-                     for name, packets in perturb.perturbed_sets(test.packets, pools, seed=seed)}
-        for task, figures in perturb.reliance(metrics, perturbed).items():
-            metrics[task]["shortcut_reliance"] = figures
+    evaluate_changed_tests(metrics, labels, read, test.packets, pools, dataset,
+                           flow_ids=test.flow_ids, order=test.order, seed=seed,
+                           one_field=one_field)
     return metrics, facts
 
 

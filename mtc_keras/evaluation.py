@@ -55,7 +55,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from mtc_keras import flows
+from mtc_keras import flows, perturb
 from mtc_keras.labels import MISSING, TASKS
 
 METRICS_FILE = "metrics.json"
@@ -191,6 +191,26 @@ def evaluate(labels: Mapping[str, np.ndarray], probabilities: Mapping[str, np.nd
     return metrics
 
 
+def evaluate_changed_tests(metrics: dict, labels: Mapping[str, np.ndarray], read, packets,
+                           pools: Mapping, dataset: str, *, flow_ids=None, order=None,
+                           seed: int = 0, one_field: bool = False) -> None:
+    """Adds to ``metrics`` (``evaluate``'s) every task's ``forged`` figures (the test
+    ``packets`` forged, ``perturb.FORGED_TESTS``, per packet and per flow) and with
+    ``one_field`` its ``shortcut_reliance`` (one header field at a time redrawn). ``read``:
+    changed packets -> {task: probabilities}, as the model or probe reads them; ``pools``: the
+    training split's ``perturb.field_pools``."""
+    for name, changed in perturb.forged_sets(packets, pools, flow_ids=flow_ids, order=order,
+                                             seed=seed):
+        forged = evaluate(labels, read(changed), dataset, flow_ids=flow_ids, order=order)
+        for task, figures in forged.items():
+            metrics[task].setdefault("forged", {})[name] = perturb.forged_figures(figures)
+    if one_field:
+        perturbed = {name: evaluate_predictions(labels, read(changed), dataset)
+                     for name, changed in perturb.perturbed_sets(packets, pools, seed=seed)}
+        for task, figures in perturb.reliance(metrics, perturbed).items():
+            metrics[task]["shortcut_reliance"] = figures
+
+
 # ----------------------------------------------------------------------------- files
 def _percent(value) -> str:
     return "–" if value is None else f"{100 * value:.2f}"
@@ -320,10 +340,6 @@ def _flow_section(metrics: Mapping[str, Mapping]) -> list[str]:
     return lines
 
 
-# The forged tests' titles (mtc_keras.perturb.FORGED_TESTS) in reports.
-FORGED_TITLES = {"forged": "forged", "forged_ports": "forged, ports too"}
-
-
 def _changed_section(metrics: Mapping[str, Mapping], key: str, title: str, intro: str,
                      clean_title: str, clean_cell, cell, column_title=str) -> list[str]:
     """A report section on the test split changed one way per column: ``metrics[task][key]``
@@ -359,7 +375,7 @@ def _forged_section(metrics: Mapping[str, Mapping]) -> list[str]:
         "sequence and acknowledgement numbers, window, IPv6 flow label and the client's port "
         "redrawn; forged, ports too: the server's port as well.", "as captured", clean,
         lambda f: f"{_percent(f['macro_f1'])} / {_percent(f['per_flow'].get(verdict))}",
-        lambda test: FORGED_TITLES.get(test, test))
+        lambda test: perturb.FORGED_TITLES.get(test, test))
 
 
 def _shortcut_section(metrics: Mapping[str, Mapping]) -> list[str]:

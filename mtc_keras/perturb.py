@@ -59,8 +59,9 @@ PERTURBED_FIELDS = tuple(dict.fromkeys(f for fields in PERTURBATIONS.values() fo
 # What the forged test redraws and the mask arm zeroes: values set by the host, the path or the
 # moment of capture, not by the application (the client's port too, in forge).
 HOST_FIELDS = ("ip_id", "ttl", "tcp_seq", "tcp_ack", "tcp_window", "ipv6_flow_label")
-# The forged tests by name: whether the server's port is redrawn too.
+# The forged tests by name: whether the server's port is redrawn too; and their titles in reports.
 FORGED_TESTS = {"forged": False, "forged_ports": True}
+FORGED_TITLES = {"forged": "forged", "forged_ports": "forged, ports too"}
 IDENTIFIER_ARMS = ("keep", "redraw", "mask")
 DEFAULT_IDENTIFIERS = "keep"
 # The training split's pools a forged test draws from; "server_port" is the lower port of each
@@ -94,9 +95,9 @@ def field_pools(train_packets: np.ndarray, fields: Iterable[str] = POOL_FIELDS, 
     pools = {}
     fields = tuple(fields)
     if {"server_port", "client_port"} & set(fields):
-        popularity = port_flows(train_packets, flow_ids)
-        pools[("port_flows", 0)] = popularity
-        _, first, client, server = _flow_ports(train_packets, flow_ids, order, popularity)
+        flow, src, dst = _flows_and_ports(train_packets, flow_ids)
+        popularity = pools[("port_flows", 0)] = _popularity(flow, src, dst)
+        first, client, server = _flow_ports(flow, src, dst, order, popularity)
         slot = (train_packets[first, 0] >> 4 == 6).astype(np.int64)
         two_sided = (client != server) & (client > 0) & (server > 0)
         for field, ports in (("client_port", client), ("server_port", server)):
@@ -162,36 +163,49 @@ def perturbed_sets(packets: np.ndarray, pools: Mapping, *, seed: int = 0,
 
 
 # ------------------------------------------------------------------ the forged test
-def port_flows(packets: np.ndarray, flow_ids=None) -> np.ndarray:
-    """[65536] how many flows use each port, on either side (0 counts nothing: masked or no
-    ports); without ``flow_ids`` every row counts as a flow."""
+def _flows_and_ports(packets: np.ndarray, flow_ids):
+    """(flow index [n], source ports [n], destination ports [n]) of the rows; without
+    ``flow_ids`` every row is a flow of its own."""
     src, dst = header_ports(packets)
     flow = (np.arange(len(src)) if flow_ids is None
             else np.unique(np.asarray(flow_ids).astype(str), return_inverse=True)[1].reshape(-1))
+    return flow, src, dst
+
+
+def _popularity(flow, src, dst) -> np.ndarray:
     pairs = np.unique(np.concatenate([np.stack([flow, src], 1), np.stack([flow, dst], 1)]), axis=0)
     counts = np.bincount(pairs[:, 1], minlength=1 << 16)
     counts[0] = 0
     return counts
 
 
-def _flow_ports(packets: np.ndarray, flow_ids, order, popularity):
-    """(flow [n] of each row, first row [flows] of each flow by ``order``, client port
-    [flows], server port [flows]): ``flow_directions``'s rule."""
-    n = len(packets)
-    src, dst = header_ports(packets)
-    if flow_ids is None:
-        flow = np.arange(n)
-    else:
-        flow = np.unique(np.asarray(flow_ids).astype(str), return_inverse=True)[1].reshape(-1)
+def port_flows(packets: np.ndarray, flow_ids=None) -> np.ndarray:
+    """[65536] how many flows use each port, on either side (0 counts nothing: masked or no
+    ports); without ``flow_ids`` every row counts as a flow."""
+    return _popularity(*_flows_and_ports(packets, flow_ids))
+
+
+def _flow_ports(flow, src, dst, order, popularity):
+    """(first row [flows] of each flow by ``order``, client port [flows], server port
+    [flows]): ``flow_directions``'s rule."""
     if popularity is None:
-        popularity = port_flows(packets, flow_ids)
+        popularity = _popularity(flow, src, dst)
+    n = len(flow)
     rows = np.arange(n) if order is None else np.argsort(np.asarray(order), kind="stable")
     first = np.full(flow.max() + 1 if n else 0, -1, np.int64)
     # the first row of each flow in order: scanning backwards, the earliest row writes last
     first[flow[rows[::-1]]] = rows[::-1]
     a, b = src[first], dst[first]
     a_serves = (popularity[a] > popularity[b]) | ((popularity[a] == popularity[b]) & (a < b))
-    return flow, first, np.where(a_serves, b, a), np.where(a_serves, a, b)
+    return first, np.where(a_serves, b, a), np.where(a_serves, a, b)
+
+
+def _directions(flow, src, dst, order, popularity) -> np.ndarray:
+    _, client, server = _flow_ports(flow, src, dst, order, popularity)
+    client, server = client[flow], server[flow]
+    direction = np.where(src == server, 1, 0)
+    direction[(client == server) | ((src != client) & (src != server))] = 2
+    return direction
 
 
 def flow_directions(packets: np.ndarray, flow_ids=None, order=None, popularity=None):
@@ -204,13 +218,8 @@ def flow_directions(packets: np.ndarray, flow_ids=None, order=None, popularity=N
     guide: the packet rules drop payload-less handshakes and the builders sample packets, so
     on USTC-TFC2016 a flow's first kept packet is sent from the lower port in 45 % of flows.
     Without ``flow_ids`` every row is a flow of its own."""
-    packets = np.asarray(packets, np.uint8)
-    flow, _, client, server = _flow_ports(packets, flow_ids, order, popularity)
-    src, _ = header_ports(packets)
-    client, server = client[flow], server[flow]
-    direction = np.where(src == server, 1, 0)
-    direction[(client == server) | ((src != client) & (src != server))] = 2
-    return flow, direction
+    flow, src, dst = _flows_and_ports(np.asarray(packets, np.uint8), flow_ids)
+    return flow, _directions(flow, src, dst, order, popularity)
 
 
 def header_ports(packets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -237,13 +246,13 @@ def forge(packets: np.ndarray, pools: Mapping, *, flow_ids=None, order=None, see
     if not len(out):
         return out
     rng = rng if rng is not None else np.random.default_rng([seed, 31, int(ports_too)])
-    flow, direction = flow_directions(out, flow_ids, order, pools.get(("port_flows", 0)))
+    flow, *ports = _flows_and_ports(out, flow_ids)
+    direction = _directions(flow, *ports, order, pools.get(("port_flows", 0)))
     groups = 2 * (flow.max() + 1)
     way = np.minimum(direction, 1)  # a flow with one port on both sides: one way
     group = 2 * flow + way  # one (flow, direction)
     other = 2 * flow + 1 - way
     flags = packet_layout.header_fields(out, ("tcp_flags",))["tcp_flags"]
-    ports = header_ports(out)
 
     def pooled(field, slot):  # one training value per (flow, direction), or None
         pool = pools.get((field, slot))
